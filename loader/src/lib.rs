@@ -1,0 +1,12 @@
+//! The userspace side of module loading, like kmod's tools: talks to a [`backend::Backend`],
+//! which is either the real kernel ([`kernel_backend::KernelBackend`]) or the simulator.
+//!
+//! - [`errno`]: errno numbers and their names.
+//! - [`backend`]: the `Backend` trait and the state it reports.
+//! - [`kernel_backend`]: the real kernel through the system calls (the only `unsafe` code).
+//! - [`scenario`]: scenario files, running them on a backend, comparing results.
+
+pub mod backend;
+pub mod errno;
+pub mod kernel_backend;
+pub mod scenario;

@@ -1,0 +1,191 @@
+//! `modloader`: kmod-like module loading against the simulator or the real kernel.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use loader::backend::Backend;
+use loader::kernel_backend::KernelBackend;
+use loader::scenario::compare::{CompareOptions, compare};
+use loader::scenario::{self, Recording, Scenario};
+
+#[derive(Parser)]
+#[command(
+    name = "modloader",
+    version,
+    about = "Load Linux kernel modules into a simulated kernel or the real one"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run and compare scenario files (JSON Lines of module system calls).
+    #[command(subcommand)]
+    Scenario(ScenarioCmd),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendKind {
+    /// The simulated kernel (not yet available).
+    Sim,
+    /// The running kernel, through the system calls (needs root).
+    Kernel,
+}
+
+#[derive(Subcommand)]
+enum ScenarioCmd {
+    /// Run a scenario and print one JSON result per step.
+    Run {
+        /// Which kernel to run the scenario on.
+        #[arg(long, value_enum, default_value = "sim")]
+        backend: BackendKind,
+        /// Resolve relative module paths against this directory instead of the scenario's.
+        #[arg(long)]
+        modules_dir: Option<PathBuf>,
+        /// The scenario file.
+        file: PathBuf,
+    },
+    /// Compare recorded results (files, or directories of `<kernel>/<scenario>.jsonl`),
+    /// ignoring what legitimately varies between boots.
+    Compare {
+        /// Leave parameter values out of the comparison.
+        #[arg(long)]
+        no_params: bool,
+        /// The expected results (a file or a directory).
+        expected: PathBuf,
+        /// The actual results (a file or a directory).
+        actual: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Scenario(ScenarioCmd::Run {
+            backend,
+            modules_dir,
+            file,
+        }) => run(backend, modules_dir.as_deref(), &file),
+        Command::Scenario(ScenarioCmd::Compare {
+            no_params,
+            expected,
+            actual,
+        }) => compare_paths(&expected, &actual, CompareOptions { params: !no_params }),
+    }
+}
+
+fn run(kind: BackendKind, modules_dir: Option<&Path>, file: &Path) -> ExitCode {
+    let scenario = match Scenario::load(file, modules_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("modloader: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut backend: Box<dyn Backend> = match kind {
+        BackendKind::Kernel => Box::new(KernelBackend::new()),
+        BackendKind::Sim => {
+            eprintln!(
+                "modloader: the simulator backend is not implemented yet; use --backend kernel"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut failed = None;
+    let r = scenario::run(backend.as_mut(), &scenario, |r| {
+        let mut out = stdout.lock();
+        let line = serde_json::to_string(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        if let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush()) {
+            failed.get_or_insert(e);
+        }
+    });
+    if let Some(e) = failed {
+        eprintln!("modloader: writing results: {e}");
+        return ExitCode::from(1);
+    }
+    match r {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("modloader: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The `.jsonl` files under `dir`, as paths relative to it, sorted.
+fn result_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for e in std::fs::read_dir(dir.join(&rel))? {
+            let e = e?;
+            let r = rel.join(e.file_name());
+            if e.file_type()?.is_dir() {
+                stack.push(r);
+            } else if r.extension().is_some_and(|x| x == "jsonl") {
+                out.push(r);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn compare_paths(expected: &Path, actual: &Path, opts: CompareOptions) -> ExitCode {
+    let pairs: Vec<(PathBuf, PathBuf, String)> = if expected.is_dir() {
+        match result_files(expected) {
+            Ok(files) => files
+                .into_iter()
+                .map(|r| (expected.join(&r), actual.join(&r), r.display().to_string()))
+                .collect(),
+            Err(e) => {
+                eprintln!("modloader: {}: {e}", expected.display());
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        vec![(
+            expected.to_path_buf(),
+            actual.to_path_buf(),
+            expected.display().to_string(),
+        )]
+    };
+    let (mut agree, mut differ, mut files_bad) = (0usize, 0usize, 0usize);
+    for (e, a, label) in &pairs {
+        let (e, a) = match (Recording::load(e), Recording::load(a)) {
+            (Ok(e), Ok(a)) => (e, a),
+            (Err(x), _) | (_, Err(x)) => {
+                println!("{label}: {x}");
+                files_bad += 1;
+                continue;
+            }
+        };
+        let diffs = compare(&e.steps, &a.steps, opts);
+        let bad: std::collections::BTreeSet<usize> = diffs.iter().map(|d| d.step).collect();
+        differ += bad.len();
+        agree += e.steps.len().saturating_sub(bad.len());
+        if diffs.is_empty() {
+            println!("{label}: {} steps agree", e.steps.len());
+        } else {
+            println!(
+                "{label}: {} steps agree, {} differ",
+                e.steps.len().saturating_sub(bad.len()),
+                bad.len()
+            );
+            for d in diffs.iter().take(5) {
+                println!("  {d}");
+            }
+        }
+    }
+    println!("total: {agree} agree, {differ} differ, {files_bad} files unreadable or missing");
+    if differ == 0 && files_bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
