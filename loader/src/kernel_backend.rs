@@ -6,7 +6,7 @@
 
 use std::ffi::{CStr, CString};
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use crate::backend::{Backend, BackendError, FinitFd, ModuleState, ModuleTable, Result};
@@ -60,7 +60,19 @@ fn read_small(path: &Path) -> std::result::Result<String, Errno> {
     f.take(MAX_PROC_FILE)
         .read_to_end(&mut buf)
         .map_err(|e| Errno::from_io(&e))?;
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    Ok(decode_bytes(&buf))
+}
+
+/// Text from bytes the kernel produced: valid UTF-8 is kept, and each byte of an invalid
+/// sequence becomes the character U+00XX, so no byte is lost or merged (the C runner writes the
+/// same JSON for the same bytes).
+pub fn decode_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        out.extend(chunk.invalid().iter().map(|&b| char::from(b)));
+    }
+    out
 }
 
 fn read_file(path: impl AsRef<Path>) -> Result<String> {
@@ -71,24 +83,20 @@ fn read_file(path: impl AsRef<Path>) -> Result<String> {
 /// Strip the `<level>` and `[ timestamp]` prefixes of one `syslog(2)` line.
 pub fn strip_log_prefixes(line: &str) -> &str {
     let mut s = line;
-    if let Some(rest) = s.strip_prefix('<') {
-        if let Some(end) = rest.find('>') {
-            if rest[..end].bytes().all(|b| b.is_ascii_digit()) {
-                s = &rest[end + 1..];
-            }
-        }
+    if let Some(rest) = s.strip_prefix('<')
+        && let Some(end) = rest.find('>')
+        && rest[..end].bytes().all(|b| b.is_ascii_digit())
+    {
+        s = &rest[end + 1..];
     }
-    if let Some(rest) = s.strip_prefix('[') {
-        if let Some(end) = rest.find(']') {
-            if rest[..end]
-                .bytes()
-                .all(|b| b == b' ' || b == b'.' || b.is_ascii_digit())
-            {
-                s = rest[end + 1..]
-                    .strip_prefix(' ')
-                    .unwrap_or(&rest[end + 1..]);
-            }
-        }
+    if let Some(rest) = s.strip_prefix('[')
+        && let Some(end) = rest.find(']')
+        && rest[..end]
+            .bytes()
+            .all(|b| b == b' ' || b == b'.' || b.is_ascii_digit())
+    {
+        let after = &rest[end + 1..];
+        s = after.strip_prefix(' ').unwrap_or(after);
     }
     s
 }
@@ -233,7 +241,7 @@ impl Backend for KernelBackend {
             return Err(BackendError::new("syslog(READ_CLEAR)", last_errno()));
         }
         buf.truncate(usize::try_from(n).unwrap_or(0));
-        let text = String::from_utf8_lossy(&buf);
+        let text = decode_bytes(&buf);
         Ok(text
             .lines()
             .map(|l| strip_log_prefixes(l).to_string())
@@ -241,7 +249,11 @@ impl Backend for KernelBackend {
     }
 
     fn write_control(&mut self, path: &str, value: &str) -> Result<()> {
-        fs::write(path, value)
+        // No O_CREAT: a missing control file gives the kernel's own errno.
+        fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(value.as_bytes()))
             .map_err(|e| BackendError::new(format!("write {path}"), Errno::from_io(&e)))
     }
 
@@ -337,6 +349,15 @@ pub fn cstring(op: &str, s: &str) -> Result<CString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invalid_utf8_bytes_become_latin1_characters_and_valid_text_is_kept() {
+        assert_eq!(
+            decode_bytes(b"caf\xc3\xa9 \xff\xfe!"),
+            "caf\u{e9} \u{ff}\u{fe}!"
+        );
+        assert_eq!(decode_bytes(b"\xc3"), "\u{c3}");
+    }
 
     #[test]
     fn log_prefixes_are_stripped_and_text_kept() {

@@ -5,9 +5,10 @@
 //! - the module address in each `/proc/modules` line (KASLR: it changes every boot) becomes
 //!   `0x<address>`;
 //! - a stack dump (`dump_stack()`, printed after an init that returned a positive value: the
-//!   `CPU: … PID: … Comm: …` line, `Hardware name:`, `Call Trace:`/`Call trace:` and the indented
-//!   frame lines after it) becomes one line `<stack dump>` — its PID, command name and code
-//!   offsets belong to the process and the build, not to the loader's decision;
+//!   `CPU: … PID: … Comm: …` line and the lines of the dump after it — 6.12's `Tainted: [O]=…`,
+//!   `Hardware name:`, `Call Trace:`/`Call trace:`, the indented frames, and x86's user register
+//!   dump `RIP:`/`Code:`/`RSP:`/`RAX:`…) becomes one line `<stack dump>` — its PID, command name,
+//!   code offsets and registers belong to the process and the build, not to the loader;
 //! - kernel log lines from subsystems that finish booting late under emulation and can land in
 //!   any step ([`BOOT_NOISE`]).
 
@@ -49,11 +50,27 @@ fn is_stack_dump_start(line: &str) -> bool {
     line.starts_with("CPU: ") && line.contains(" PID: ") && line.contains(" Comm: ")
 }
 
+/// Lines that continue a stack dump: see the module docs.
 fn is_stack_dump_body(line: &str) -> bool {
-    line.starts_with("Hardware name: ")
-        || line.starts_with("Call Trace:")
-        || line.starts_with("Call trace:")
-        || line.starts_with(' ')
+    const PREFIXES: &[&str] = &[
+        "Tainted: ",
+        "Hardware name: ",
+        "Call Trace:",
+        "Call trace:",
+        "Code: ",
+    ];
+    if line.starts_with(' ') || PREFIXES.iter().any(|p| line.starts_with(p)) {
+        return true;
+    }
+    // x86 register lines: `RIP: 0033:…`, `RSP: 002b:…`, `RAX: …`, `R10: …`.
+    let first = line.split(' ').next().unwrap_or("");
+    first.len() <= 4
+        && first.len() >= 3
+        && first.starts_with('R')
+        && first.ends_with(':')
+        && first[..first.len() - 1]
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// The kernel log lines with boot noise removed and stack dumps collapsed.
@@ -258,7 +275,7 @@ mod tests {
             0,
         );
         assert_eq!(
-            compare(&[a.clone()], &[b], CompareOptions::default()),
+            compare(std::slice::from_ref(&a), &[b], CompareOptions::default()),
             vec![]
         );
         assert_eq!(normalize(&a).dmesg, vec!["m: hi", STACK_DUMP, "after"]);
