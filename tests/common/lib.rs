@@ -4,7 +4,12 @@
 use std::path::{Path, PathBuf};
 
 /// The four target kernels (tests/lab/kernels.env).
-pub const KERNELS: [&str; 4] = ["debian-6.1-amd64", "debian-6.1-arm64", "debian-6.12-amd64", "debian-6.12-arm64"];
+pub const KERNELS: [&str; 4] = [
+    "debian-6.1-amd64",
+    "debian-6.1-arm64",
+    "debian-6.12-amd64",
+    "debian-6.12-arm64",
+];
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -38,5 +43,7 @@ pub fn scenario_files() -> Vec<PathBuf> {
 
 /// The file name of a path as a `String`.
 pub fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
