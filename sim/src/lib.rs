@@ -1,4 +1,16 @@
 //! sim: an in-process model of the Linux kernel's module loader.
+//!
+//! - [`profile`]: what a kernel is (the four embedded Debian profiles, or a headers directory).
+//! - [`errno`], [`log`]: the errno values and kernel log lines every step produces.
+//! - [`memory`]: the simulated address space module memory lives in.
 #![forbid(unsafe_code)]
 
+pub mod errno;
+pub mod image;
+pub mod load;
+pub mod log;
+pub mod memory;
+pub mod params;
 pub mod profile;
+
+pub use errno::Errno;

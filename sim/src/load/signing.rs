@@ -1,0 +1,1 @@
+//! The appended signature: `module_sig_check()` (`kernel/module/signing.c`). (In progress.)
