@@ -12,5 +12,6 @@ pub mod log;
 pub mod memory;
 pub mod params;
 pub mod profile;
+pub mod taint;
 
 pub use errno::Errno;
