@@ -178,8 +178,10 @@ pub fn parameq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    type Token = (Vec<u8>, Option<Vec<u8>>);
+
     /// Tokenize the whole string: (name, value) pairs as C strings, and the rest after `--`.
-    fn tokens(s: &[u8]) -> (Vec<(Vec<u8>, Option<Vec<u8>>)>, Option<Vec<u8>>) {
+    fn tokens(s: &[u8]) -> (Vec<Token>, Option<Vec<u8>>) {
         let mut b = ArgBuf::new(s);
         let mut pos = skip_spaces(&b, 0);
         let mut out = Vec::new();

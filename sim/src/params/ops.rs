@@ -234,6 +234,11 @@ fn param_array_set(val: &mut [u8], kp: &Kp<'_>, ctx: &mut Ctx<'_>) -> Result<(),
     let arr = KparamArray::read(ctx.mem, kp.arg)?;
     let elem_ops = resolve_ops(ctx.mem, arr.ops, ctx.symbol_at);
     let set = elem_ops.set_fn();
+    if set == OpFn::Kernel(KernelFn::ArraySet) {
+        // An array of arrays: the kernel would read the element as a kparam_array and could
+        // recurse without end. No module does this; refuse it.
+        return Err(Errno::EINVAL);
+    }
     let min: u32 = 1;
     let max = arr.max;
     // `elemsize` is passed as an int and added to a void pointer.
@@ -397,6 +402,10 @@ fn elem_addr(arr: &KparamArray, i: u32) -> u64 {
 fn param_array_get(kp: &Kp<'_>, ctx: &mut Ctx<'_>) -> Result<Vec<u8>, Errno> {
     let arr = KparamArray::read(ctx.mem, kp.arg)?;
     let get = resolve_ops(ctx.mem, arr.ops, ctx.symbol_at).get_fn();
+    if get == OpFn::Kernel(KernelFn::ArrayGet) {
+        // An array of arrays (see param_array_set).
+        return Err(Errno::EINVAL);
+    }
     let n = if arr.num != 0 {
         ctx.mem.read_u32(arr.num)?
     } else {
@@ -404,6 +413,11 @@ fn param_array_get(kp: &Kp<'_>, ctx: &mut Ctx<'_>) -> Result<Vec<u8>, Errno> {
     };
     let mut buf: Vec<u8> = Vec::new();
     for i in 0..n {
+        if buf.len() >= ctx.env.page_size {
+            // The kernel would go on writing past its one-page buffer; sysfs keeps
+            // PAGE_SIZE - 1 bytes of it anyway.
+            break;
+        }
         if i > 0 {
             if let Some(last) = buf.last_mut() {
                 *last = b',';
@@ -444,7 +458,7 @@ pub fn call_free(f: &OpFn, arg: u64, ctx: &mut Ctx<'_>) {
                 return;
             };
             let free = resolve_ops(ctx.mem, arr.ops, ctx.symbol_at).free_fn();
-            if free == OpFn::Null {
+            if free == OpFn::Null || free == OpFn::Kernel(KernelFn::ArrayFree) {
                 return;
             }
             let n = if arr.num != 0 {
@@ -453,7 +467,12 @@ pub fn call_free(f: &OpFn, arg: u64, ctx: &mut Ctx<'_>) {
                 arr.max
             };
             for i in 0..n {
-                call_free(&free, elem_addr(&arr, i), ctx);
+                let a = elem_addr(&arr, i);
+                // Stop where the kernel would fault (or, with elemsize 0, repeat itself).
+                if (i > 0 && arr.elemsize == 0) || ctx.mem.read(a, 1).is_err() {
+                    break;
+                }
+                call_free(&free, a, ctx);
             }
         }
         OpFn::Kernel(_) => {}

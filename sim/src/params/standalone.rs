@@ -216,6 +216,7 @@ impl Sect {
 
     /// Reserve `size` zero bytes aligned to `align`; their address.
     fn reserve(&mut self, size: usize, align: usize) -> Result<u64, Errno> {
+        let align = align.max(1);
         let pad = (align - self.bytes.len() % align) % align;
         let off = self.bytes.len() + pad;
         let end = off.checked_add(size).ok_or(Errno::ENOMEM)?;
@@ -227,11 +228,10 @@ impl Sect {
     }
 
     fn put(&mut self, addr: u64, data: &[u8]) -> Result<(), Errno> {
-        let off = usize::try_from(addr - self.base).map_err(|_| Errno::EINVAL)?;
-        let dst = self
-            .bytes
-            .get_mut(off..off + data.len())
-            .ok_or(Errno::EINVAL)?;
+        let off = addr.checked_sub(self.base).ok_or(Errno::EINVAL)?;
+        let off = usize::try_from(off).map_err(|_| Errno::EINVAL)?;
+        let end = off.checked_add(data.len()).ok_or(Errno::EINVAL)?;
+        let dst = self.bytes.get_mut(off..end).ok_or(Errno::EINVAL)?;
         dst.copy_from_slice(data);
         Ok(())
     }
@@ -351,13 +351,7 @@ fn init_scalar(
 }
 
 /// Lay out one parameter's storage; its `arg` value.
-fn layout(
-    ty: &ParamType,
-    init: &Value,
-    data: &mut Sect,
-    rodata: &mut Sect,
-    syms: &mut Symbols,
-) -> Result<u64, Errno> {
+fn layout(ty: &ParamType, init: &Value, data: &mut Sect, rodata: &mut Sect) -> Result<u64, Errno> {
     match ty {
         ParamType::String { maxlen } => {
             let len = *maxlen as usize;
@@ -406,7 +400,7 @@ fn layout(
             d.extend_from_slice(&base.to_le_bytes());
             rodata.push(&d, 8)
         }
-        ParamType::Custom { storage, .. } => layout(storage, init, data, rodata, syms),
+        ParamType::Custom { storage, .. } => layout(storage, init, data, rodata),
         scalar => {
             let size = scalar.scalar_size().ok_or(Errno::EINVAL)?;
             let addr = data.reserve(size as usize, size as usize)?;
@@ -430,7 +424,7 @@ impl StandaloneModule {
                 return Err(Errno::EINVAL);
             }
             let name_addr = rodata.cstring(d.name.as_bytes())?;
-            let arg = layout(&d.ty, &d.init, &mut data, &mut rodata, &mut syms)?;
+            let arg = layout(&d.ty, &d.init, &mut data, &mut rodata)?;
             let ops_addr = match &d.ty {
                 ParamType::Custom {
                     symbol,
