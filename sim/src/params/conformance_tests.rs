@@ -11,9 +11,16 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 
+use object::{Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget};
+
+use super::module::{has_sysfs_file, load_module_parse_args, param_attr_show};
+use super::ops::Kp;
 use super::standalone::{ParamDecl, ParamType, StandaloneModule, Value};
-use super::table::OpFn;
-use super::{KernelFn, ParamEnv, decode_bytes};
+use super::table::{KernelParam, OpFn, read_param_section};
+use super::{ArgBuf, Ctx, KernelFn, ModuleCode, ParamEnv, decode_bytes};
+use crate::errno::Errno;
+use crate::log::KernelLog;
+use crate::memory::{Memory, RegionKind};
 use crate::profile::{KernelVersion, Profile};
 
 const KERNELS: [&str; 4] = [
@@ -254,13 +261,224 @@ fn module_name(file: &str) -> String {
     base.split(".ko").next().unwrap_or(base).to_string()
 }
 
+/// A module instance ready for the parameter step: memory, its table, and a symbol namer.
+struct Instance {
+    mem: Memory,
+    params: Vec<KernelParam>,
+    symbols: BTreeMap<u64, String>,
+}
+
+/// Where a step's module comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The standalone table mirroring mp_types.c.
+    Mirror,
+    /// The fixture `.ko` built for the kernel, relocated into memory.
+    Ko,
+}
+
+fn mirror_instance(module: &str) -> Result<Instance, String> {
+    let decls = match module {
+        "mp_types" => mp_types_decls(),
+        "mp_lib" => Vec::new(),
+        other => return Err(format!("no mirror of {other}")),
+    };
+    let m = StandaloneModule::new(module, &decls).map_err(|e| format!("{module}: {e}"))?;
+    // The standalone namer covers its own fake addresses: copy what it says about every
+    // address an entry or a descriptor holds.
+    let mut syms = BTreeMap::new();
+    let mut probe = |a: u64| {
+        if let Some(n) = m.symbol_at(a) {
+            syms.insert(a, n);
+        }
+    };
+    for kp in m.params() {
+        probe(kp.ops_addr);
+        if let Ok(arr) = super::table::KparamArray::read(m.memory(), kp.arg) {
+            probe(arr.ops);
+        }
+    }
+    Ok(Instance {
+        mem: m.memory().clone(),
+        params: m.params().to_vec(),
+        symbols: syms,
+    })
+}
+
+/// `R_X86_64_64` and `R_AARCH64_ABS64`: the only relocations data sections need here.
+const ABS64: [u32; 2] = [1, 257];
+
+/// Lay the SHF_ALLOC sections of a `.ko` out in memory, apply the absolute 64-bit
+/// relocations (what the parameter table and its data use), give undefined symbols fake
+/// vmlinux addresses, and read the `__param` section.
+fn ko_instance(kernel: &str, module: &str) -> Result<Instance, String> {
+    let path = repo()
+        .join("tests/fixtures/ko")
+        .join(kernel)
+        .join(format!("{module}.ko"));
+    let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let obj = object::File::parse(&*data).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut mem = Memory::default();
+    let mut addr_of = BTreeMap::new();
+    let mut next = 0xffff_ffff_c000_0000u64;
+    for sec in obj.sections() {
+        let alloc = matches!(sec.flags(), object::SectionFlags::Elf { sh_flags, .. } if sh_flags.0 & 2 != 0);
+        if !alloc || sec.size() == 0 {
+            continue;
+        }
+        let base = next;
+        next = (base + sec.size() + 0xfff) & !0xfff;
+        mem.alloc(
+            base,
+            sec.size(),
+            RegionKind::Module,
+            sec.name().unwrap_or("?"),
+        )
+        .map_err(|e| format!("alloc: {e}"))?;
+        if let Ok(bytes) = sec.data() {
+            mem.write(base, bytes).map_err(|e| format!("write: {e}"))?;
+        }
+        addr_of.insert(sec.index().0, base);
+    }
+    let mut symbols = BTreeMap::new();
+    let mut kernel_next = 0xffff_ffff_8100_0000u64;
+    let mut sym_addr = BTreeMap::new();
+    for sym in obj.symbols() {
+        let name = sym.name().unwrap_or("").to_string();
+        let a = match sym.section_index() {
+            Some(i) => match addr_of.get(&i.0) {
+                Some(b) => b + sym.address(),
+                None => continue,
+            },
+            None if sym.is_undefined() => {
+                kernel_next += 0x100;
+                kernel_next
+            }
+            None => continue,
+        };
+        if !name.is_empty() && (sym.is_undefined() || sym.kind() != object::SymbolKind::Section) {
+            symbols.insert(a, name);
+        }
+        sym_addr.insert(sym.index().0, a);
+    }
+    for sec in obj.sections() {
+        let Some(&base) = addr_of.get(&sec.index().0) else {
+            continue;
+        };
+        for (off, rel) in sec.relocations() {
+            let RelocationFlags::Elf { r_type } = rel.flags() else {
+                continue;
+            };
+            if !ABS64.contains(&r_type.0) {
+                continue;
+            }
+            let RelocationTarget::Symbol(si) = rel.target() else {
+                continue;
+            };
+            let Some(&s) = sym_addr.get(&si.0) else {
+                continue;
+            };
+            let v = s.wrapping_add_signed(rel.addend());
+            mem.write_u64(base + off, v)
+                .map_err(|e| format!("reloc: {e}"))?;
+        }
+    }
+    let param = obj.section_by_name("__param");
+    let params = match param.and_then(|p| addr_of.get(&p.index().0).map(|a| (*a, p.size()))) {
+        Some((a, size)) => {
+            let namer = |x: u64| symbols.get(&x).cloned();
+            read_param_section(&mem, a, size, &namer).map_err(|e| format!("__param: {e}"))?
+        }
+        None => Vec::new(),
+    };
+    Ok(Instance {
+        mem,
+        params,
+        symbols,
+    })
+}
+
+/// mp_types.c's own functions: mp_custom_set/get call param_set_int/param_get_int.
+struct MpTypesCode;
+
+impl ModuleCode for MpTypesCode {
+    fn set(
+        &mut self,
+        func: &str,
+        val: Option<&[u8]>,
+        kp: &Kp<'_>,
+        mem: &mut Memory,
+        _log: &mut KernelLog,
+    ) -> Result<(), Errno> {
+        match func {
+            "mp_custom_set" => {
+                let v = super::kstrtox::kstrtoint(val.ok_or(Errno::EINVAL)?, 0)?;
+                mem.write(kp.arg, &v.to_le_bytes())
+            }
+            _ => Err(Errno::ENOSYS),
+        }
+    }
+
+    fn get(&mut self, func: &str, kp: &Kp<'_>, mem: &Memory) -> Result<Vec<u8>, Errno> {
+        match func {
+            "mp_custom_get" => {
+                let b = mem.read(kp.arg, 4)?;
+                let v = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                Ok(format!("{v}\n").into_bytes())
+            }
+            _ => Err(Errno::ENOSYS),
+        }
+    }
+}
+
+struct LoadResult {
+    errno: Option<Errno>,
+    log: Vec<String>,
+    values: Option<BTreeMap<String, Result<Vec<u8>, Errno>>>,
+}
+
+/// The parameter step of load_module on an instance, then the sysfs files if it loaded.
+fn load(inst: &mut Instance, module: &str, args: &[u8], env: &ParamEnv) -> LoadResult {
+    let mut log = KernelLog::new();
+    let symbols = inst.symbols.clone();
+    let namer = move |a: u64| symbols.get(&a).cloned();
+    let mut code = MpTypesCode;
+    let mut ctx = Ctx {
+        env,
+        mem: &mut inst.mem,
+        log: &mut log,
+        symbol_at: &namer,
+        code: &mut code,
+        taint_user: false,
+    };
+    let out = load_module_parse_args(
+        module.as_bytes(),
+        ArgBuf::new(args),
+        &inst.params,
+        false,
+        &mut ctx,
+    );
+    let values = out.result.is_ok().then(|| {
+        inst.params
+            .iter()
+            .filter(|kp| has_sysfs_file(kp))
+            .map(|kp| (kp.name_str(), param_attr_show(kp, &mut ctx)))
+            .collect()
+    });
+    LoadResult {
+        errno: out.result.err(),
+        log: log.texts(),
+        values,
+    }
+}
+
 #[derive(Default)]
 struct Tally {
     agree: usize,
     differ: Vec<String>,
 }
 
-fn run_kernel(kernel: &str) -> Result<Tally, String> {
+fn run_kernel(kernel: &str, source: Source) -> Result<Tally, String> {
     let profile = Profile::builtin(kernel).map_err(|e| format!("{kernel}: {e}"))?;
     let env = ParamEnv::from_profile(profile);
     let mut tally = Tally::default();
@@ -299,22 +517,19 @@ fn run_kernel(kernel: &str) -> Result<Tally, String> {
             }
             let file = step.get("file").and_then(Json::as_str).unwrap_or("");
             let module = module_name(file);
-            let decls = match module.as_str() {
-                "mp_types" => mp_types_decls(),
-                "mp_lib" => Vec::new(),
-                other => return Err(format!("{kernel}/{scenario}: unexpected module {other}")),
-            };
             let args = step.get("params").and_then(json_bytes).unwrap_or_default();
-            let mut m = StandaloneModule::new(&module, &decls)
-                .map_err(|e| format!("building {module}: {e}"))?;
-            let out = m.load(&args, &env);
+            let mut inst = match source {
+                Source::Mirror => mirror_instance(&module)?,
+                Source::Ko => ko_instance(kernel, &module)?,
+            };
+            let out = load(&mut inst, &module, &args, &env);
 
             let mut expected_log = Vec::new();
             if recorded_dmesg.iter().any(|l| is_foreign_line(l, &module)) {
                 printk.foreign(&mut expected_log);
             }
             for l in &out.log {
-                printk.record(&mut expected_log, &l.text);
+                printk.record(&mut expected_log, l);
             }
             let got_log: Vec<String> = recorded_dmesg
                 .iter()
@@ -390,10 +605,21 @@ fn run_kernel(kernel: &str) -> Result<Tally, String> {
 #[test]
 fn recorded_params_scenarios_agree_on_all_four_kernels() {
     let mut failures = Vec::new();
-    for kernel in KERNELS {
-        match run_kernel(kernel) {
+    for (kernel, source) in KERNELS
+        .iter()
+        .flat_map(|k| [(*k, Source::Mirror), (*k, Source::Ko)])
+    {
+        let what = match source {
+            Source::Mirror => "standalone mirror of mp_types.c",
+            Source::Ko => "fixture .ko, relocated",
+        };
+        match run_kernel(kernel, source) {
             Ok(t) => {
-                println!("{kernel}: {} agree, {} differ", t.agree, t.differ.len());
+                println!(
+                    "{kernel} ({what}): {} agree, {} differ",
+                    t.agree,
+                    t.differ.len()
+                );
                 for d in &t.differ {
                     println!("  {d}");
                 }
@@ -406,4 +632,37 @@ fn recorded_params_scenarios_agree_on_all_four_kernels() {
         }
     }
     assert!(failures.is_empty(), "{} differences", failures.len());
+}
+
+#[test]
+fn ko_tables_read_like_the_mirror() {
+    let key = |kp: &KernelParam| {
+        let ops = match &kp.ops {
+            super::OpsKind::Std(s) => s.symbol().to_string(),
+            super::OpsKind::Custom(c) => {
+                format!("{}/{:?}/{:?}/{:?}", c.symbol, c.set, c.get, c.free)
+            }
+        };
+        (kp.name_str(), ops, kp.perm, kp.level, kp.flags)
+    };
+    let mirror = mirror_instance("mp_types").expect("mirror");
+    let mut want: Vec<_> = mirror.params.iter().map(key).collect();
+    for w in &mut want {
+        if w.0 == "p_custom" {
+            w.1 = "mp_custom_ops/Opaque(\"mp_custom_set\")/Opaque(\"mp_custom_get\")/Null".into();
+        }
+    }
+    want.sort();
+    for kernel in KERNELS {
+        let ko = ko_instance(kernel, "mp_types").expect("ko");
+        let names: Vec<String> = ko.params.iter().map(KernelParam::name_str).collect();
+        // The compiler emits the __param entries in reverse source order.
+        let mut rev = names.clone();
+        rev.reverse();
+        assert_eq!(rev.first().map(String::as_str), Some("p_bool"), "{kernel}");
+        let mut got: Vec<_> = ko.params.iter().map(key).collect();
+        got.sort();
+        assert_eq!(got, want, "{kernel}");
+        assert!(ko_instance(kernel, "mp_lib").expect("ko").params.is_empty());
+    }
 }
