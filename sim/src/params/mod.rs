@@ -15,6 +15,9 @@
 //! The kernel's `printk` cuts a record to 1021 bytes (6.12) or 989 bytes (6.1) of text; that
 //! is the log's business and is not done here.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod cmdline;
 pub mod ctype;
 pub mod dyndbg;
