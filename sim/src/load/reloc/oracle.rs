@@ -1,0 +1,1 @@
+//! Oracle tests (in progress).
