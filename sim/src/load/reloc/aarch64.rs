@@ -415,3 +415,324 @@ pub fn apply_relocate_add(
     }
     Ok(())
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::memory::RegionKind;
+    use crate::profile::Profile;
+
+    /// The place every single-relocation test patches (a page offset of 0x800).
+    pub(crate) const TEXT: u64 = 0xffff_8000_0100_0000;
+    pub(crate) const P: u64 = TEXT + 0x800;
+
+    pub(crate) fn profile(v: &str) -> &'static Profile {
+        Profile::builtin(&format!("debian-{v}-arm64")).unwrap()
+    }
+
+    pub(crate) fn text_section() -> RelocSection {
+        RelocSection {
+            index: 1,
+            name: ".text".into(),
+            sh_type: 1,
+            flags: super::super::SHF_ALLOC | super::super::SHF_EXECINSTR,
+            addr: TEXT,
+            size: 0x2000,
+            info: 0,
+            addralign: 4,
+        }
+    }
+
+    pub(crate) fn syms(value: u64) -> Vec<RelocSymbol> {
+        vec![
+            RelocSymbol {
+                name: String::new(),
+                value: 0,
+                shndx: 0,
+            },
+            RelocSymbol {
+                name: "s".into(),
+                value,
+                shndx: 0,
+            },
+        ]
+    }
+
+    /// Apply one relocation of type `t` at `P` (holding `insn`) against a symbol of value
+    /// `s` with addend `a`: result, log, the word at `P` afterwards.
+    fn one(v: &str, t: u32, insn: u32, s: u64, a: i64) -> (Result<(), Errno>, Vec<String>, u32) {
+        let mut m = Memory::new(1 << 20);
+        m.alloc(TEXT, 0x2000, RegionKind::Module, "text").unwrap();
+        m.write_u32(P, insn).unwrap();
+        let mut log = KernelLog::new();
+        let r = Rela {
+            offset: P - TEXT,
+            sym: 1,
+            r_type: t,
+            addend: a,
+        };
+        let res = apply_relocate_add(
+            profile(v),
+            "mp",
+            &[text_section()],
+            TEXT,
+            &syms(s),
+            &[r],
+            &mut m,
+            &mut PltState::default(),
+            &mut log,
+        );
+        (res, log.texts(), m.read_u32(P).unwrap())
+    }
+
+    #[test]
+    fn worked_examples() {
+        // CALL26 forwards and backwards
+        let (r, _, w) = one("6.1", R_AARCH64_CALL26, 0x9400_0000, P + 0x1000, 0);
+        assert_eq!((r, w), (Ok(()), 0x9400_0400));
+        let (r, _, w) = one("6.12", R_AARCH64_CALL26, 0x9400_0000, P - 0x1000, 0);
+        assert_eq!((r, w), (Ok(()), 0x97ff_fc00));
+        // ADRP: P = ...0800, S+A = P page + 0x12335 pages + 0x678
+        let s = (P & !0xfff) + 0x1233_5678;
+        let (r, _, w) = one("6.1", R_AARCH64_ADR_PREL_PG_HI21, 0x9000_0000, s, 0);
+        assert_eq!((r, w), (Ok(()), 0xb009_19a0));
+        let (_, _, w) = one("6.1", R_AARCH64_ADD_ABS_LO12_NC, 0x9100_0000, s, 0);
+        assert_eq!(w, 0x9119_e000);
+        let (_, _, w) = one("6.1", R_AARCH64_LDST64_ABS_LO12_NC, 0xf940_0001, s, 0);
+        assert_eq!(w, 0xf943_3c01);
+        // MOVW_SABS_G0 with -5 turns movz x0, #0 into movn x0, #4
+        let (r, _, w) = one("6.1", R_AARCH64_MOVW_SABS_G0, 0xd280_0000, 0, -5);
+        assert_eq!((r, w), (Ok(()), 0x9280_0080));
+        // and a positive value turns movn into movz
+        let (_, _, w) = one("6.1", R_AARCH64_MOVW_SABS_G0, 0x9280_0000, 5, 0);
+        assert_eq!(w, 0xd280_00a0);
+        // data: ABS64, PREL32
+        let (_, _, w) = one("6.1", R_AARCH64_ABS64, 0, 0x1122_3344_5566_7788, 0);
+        assert_eq!(w, 0x5566_7788);
+        let (_, _, w) = one("6.1", R_AARCH64_PREL32, 0, P - 8, 4);
+        assert_eq!(w, (-4i32) as u32);
+    }
+
+    /// How X (the value the helper checks) is made from S for each operation.
+    #[derive(Clone, Copy)]
+    enum K {
+        Abs,
+        Prel,
+        Page,
+    }
+
+    fn s_for(k: K, x: i64) -> u64 {
+        match k {
+            K::Abs => x as u64,
+            K::Prel => P.wrapping_add(x as u64),
+            K::Page => (P & !0xfff).wrapping_add(x as u64),
+        }
+    }
+
+    #[test]
+    fn every_checked_type_fails_exactly_outside_its_range() {
+        const G: i64 = 1 << 32;
+        // (type, instruction, how X is made, lowest X, highest X, step beyond)
+        let cases: &[(u32, u32, K, i64, i64, i64)] = &[
+            (R_AARCH64_ABS32, 0, K::Abs, 0, u32::MAX as i64, 1),
+            (R_AARCH64_ABS16, 0, K::Abs, 0, 0xffff, 1),
+            (
+                R_AARCH64_PREL32,
+                0,
+                K::Prel,
+                i32::MIN as i64,
+                i32::MAX as i64,
+                1,
+            ),
+            (R_AARCH64_PREL16, 0, K::Prel, -0x8000, 0x7fff, 1),
+            (R_AARCH64_MOVW_UABS_G0, 0xf280_0000, K::Abs, 0, 0xffff, 1),
+            (R_AARCH64_MOVW_UABS_G1, 0xf2a0_0000, K::Abs, 0, G - 1, 1),
+            (
+                R_AARCH64_MOVW_UABS_G2,
+                0xf2c0_0000,
+                K::Abs,
+                0,
+                (1 << 48) - 1,
+                1,
+            ),
+            (
+                R_AARCH64_MOVW_SABS_G0,
+                0xd280_0000,
+                K::Abs,
+                -0x10000,
+                0xffff,
+                1,
+            ),
+            (R_AARCH64_MOVW_SABS_G1, 0xd2a0_0000, K::Abs, -G, G - 1, 1),
+            (
+                R_AARCH64_MOVW_SABS_G2,
+                0xd2c0_0000,
+                K::Abs,
+                -(1 << 48),
+                (1 << 48) - 1,
+                1,
+            ),
+            (
+                R_AARCH64_MOVW_PREL_G0,
+                0xd280_0000,
+                K::Prel,
+                -0x10000,
+                0xffff,
+                1,
+            ),
+            (R_AARCH64_MOVW_PREL_G1, 0xd2a0_0000, K::Prel, -G, G - 1, 1),
+            (
+                R_AARCH64_MOVW_PREL_G2,
+                0xd2c0_0000,
+                K::Prel,
+                -(1 << 48),
+                (1 << 48) - 1,
+                1,
+            ),
+            (
+                R_AARCH64_LD_PREL_LO19,
+                0x5800_0000,
+                K::Prel,
+                -(1 << 20),
+                (1 << 20) - 1,
+                1,
+            ),
+            (
+                R_AARCH64_ADR_PREL_LO21,
+                0x1000_0000,
+                K::Prel,
+                -(1 << 20),
+                (1 << 20) - 1,
+                1,
+            ),
+            (
+                R_AARCH64_ADR_PREL_PG_HI21,
+                0x9000_0000,
+                K::Page,
+                -G,
+                G - 4096,
+                4096,
+            ),
+            (
+                R_AARCH64_TSTBR14,
+                0x3600_0000,
+                K::Prel,
+                -(1 << 15),
+                (1 << 15) - 1,
+                1,
+            ),
+            (
+                R_AARCH64_CONDBR19,
+                0x5400_0000,
+                K::Prel,
+                -(1 << 20),
+                (1 << 20) - 1,
+                1,
+            ),
+        ];
+        for v in ["6.1", "6.12"] {
+            for &(t, insn, k, lo, hi, step) in cases {
+                for (x, ok) in [
+                    (lo, true),
+                    (hi, true),
+                    (lo - step, false),
+                    (hi + step, false),
+                ] {
+                    let s = s_for(k, x);
+                    let (r, log, _) = one(v, t, insn, s, 0);
+                    assert_eq!(r.is_ok(), ok, "{v} type {t} X {x:#x}");
+                    if !ok {
+                        let prefix = if v == "6.1" { "" } else { "Modules: " };
+                        assert_eq!(
+                            log,
+                            vec![format!(
+                                "{prefix}module mp: overflow in relocation type {t} val {s:x}"
+                            )]
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unchecked_types_never_fail_and_keep_the_truncated_value() {
+        let types = [
+            R_AARCH64_ABS64,
+            R_AARCH64_PREL64,
+            R_AARCH64_MOVW_UABS_G0_NC,
+            R_AARCH64_MOVW_UABS_G1_NC,
+            R_AARCH64_MOVW_UABS_G2_NC,
+            R_AARCH64_MOVW_UABS_G3,
+            R_AARCH64_MOVW_PREL_G0_NC,
+            R_AARCH64_MOVW_PREL_G1_NC,
+            R_AARCH64_MOVW_PREL_G2_NC,
+            R_AARCH64_MOVW_PREL_G3,
+            R_AARCH64_ADR_PREL_PG_HI21_NC,
+            R_AARCH64_ADD_ABS_LO12_NC,
+            R_AARCH64_LDST8_ABS_LO12_NC,
+            R_AARCH64_LDST16_ABS_LO12_NC,
+            R_AARCH64_LDST32_ABS_LO12_NC,
+            R_AARCH64_LDST64_ABS_LO12_NC,
+            R_AARCH64_LDST128_ABS_LO12_NC,
+            R_AARCH64_NONE,
+            R_ARM_NONE,
+        ];
+        for v in ["6.1", "6.12"] {
+            for t in types {
+                for s in [0u64, u64::MAX, 1 << 63, P.wrapping_add(1 << 40)] {
+                    let (r, log, _) = one(v, t, 0xd280_0000, s, 0);
+                    assert_eq!((r, log), (Ok(()), Vec::<String>::new()), "{v} {t} {s:x}");
+                }
+            }
+        }
+        // the checked ones write before failing: ABS16 of 0x12345 leaves 0x2345
+        let (r, _, w) = one("6.1", R_AARCH64_ABS16, 0xaaaa_aaaa, 0x12345, 0);
+        assert_eq!((r, w), (Err(Errno::ENOEXEC), 0xaaaa_2345));
+        // MOVW_UABS_G0 of 0x12345 leaves imm16 = 0x2345
+        let (r, _, w) = one("6.12", R_AARCH64_MOVW_UABS_G0, 0xf280_0000, 0x12345, 0);
+        assert_eq!((r, w), (Err(Errno::ENOEXEC), 0xf284_68a0));
+        // the G3 forms take bits [63:48]
+        let (_, _, w) = one("6.1", R_AARCH64_MOVW_UABS_G3, 0xf2e0_0000, 0xabcd << 48, 0);
+        assert_eq!(w, 0xf2f5_79a0);
+    }
+
+    #[test]
+    fn branches_without_plts_and_unsupported_types() {
+        // 6.12 with no PLT section: out of range -> the PLT attempt fails -> ENOEXEC, no line
+        let (r, log, _) = one("6.12", R_AARCH64_CALL26, 0x9400_0000, P + (128 << 20), 0);
+        assert_eq!((r, log), (Err(Errno::ENOEXEC), vec![]));
+        // in range at both ends
+        for v in ["6.1", "6.12"] {
+            for x in [(128i64 << 20) - 4, -(128 << 20)] {
+                let (r, _, _) = one(
+                    v,
+                    R_AARCH64_JUMP26,
+                    0x1400_0000,
+                    P.wrapping_add(x as u64),
+                    0,
+                );
+                assert_eq!(r, Ok(()));
+            }
+        }
+        for v in ["6.1", "6.12"] {
+            let prefix = if v == "6.1" { "" } else { "Modules: " };
+            for t in [1u32, 255, 281, 294, 300, 1027, 0xffff_ffff] {
+                let (r, log, _) = one(v, t, 0, 0, 0);
+                assert_eq!(r, Err(Errno::ENOEXEC));
+                assert_eq!(
+                    log,
+                    vec![format!(
+                        "{prefix}module mp: unsupported RELA relocation: {t}"
+                    )]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_break_fault_word_is_left_alone() {
+        let (r, _, w) = one("6.1", R_AARCH64_CALL26, insn::AARCH64_BREAK_FAULT, P + 8, 0);
+        assert_eq!((r, w), (Ok(()), insn::AARCH64_BREAK_FAULT));
+    }
+}

@@ -243,3 +243,113 @@ pub fn module_frob_arch_sections(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::RegionKind;
+    use proptest::prelude::*;
+
+    const BASE: u64 = 0xffff_8000_0000_0000;
+
+    fn arb_rela() -> impl Strategy<Value = Rela> {
+        (
+            prop_oneof![0u64..0x3000, any::<u64>()],
+            0u32..6,
+            prop_oneof![0u32..300, any::<u32>()],
+            prop_oneof![-64i64..64, any::<i64>()],
+        )
+            .prop_map(|(offset, sym, r_type, addend)| Rela {
+                offset,
+                sym,
+                r_type,
+                addend,
+            })
+    }
+
+    fn arb_value() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            Just(0u64),
+            (0u64..0x4000).prop_map(|o| BASE + o),
+            (0u64..0x4000).prop_map(|o| BASE.wrapping_sub(o << 20)),
+            any::<u64>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// No input makes frob or relocation panic; failures are errnos.
+        #[test]
+        fn no_input_panics(
+            profile_idx in 0usize..4,
+            erratum in any::<bool>(),
+            relas in proptest::collection::vec(arb_rela(), 0..40),
+            values in proptest::collection::vec(arb_value(), 5),
+            shndx in proptest::collection::vec(0u16..6, 5),
+            text_addr in prop_oneof![Just(BASE), Just(BASE + 0xff0), Just(BASE + 0x2ff8)],
+            plt_addr in prop_oneof![Just(BASE + 0x5000), Just(BASE + 0x5ff8), Just(BASE + 0x1_0000_0000)],
+            info in prop_oneof![Just(1u32), 0u32..10, any::<u32>()],
+            names in proptest::collection::vec(prop_oneof![Just(".plt"), Just(".init.plt"), Just(".text"), Just(".init.text"), Just(".exit.text")], 2),
+        ) {
+            let profile = Profile::builtin(Profile::names()[profile_idx]).unwrap();
+            let s = |index: usize, name: &str, sh_type: u32, flags: u64, addr: u64, info: u32| RelocSection {
+                index,
+                name: name.into(),
+                sh_type,
+                flags,
+                addr,
+                size: 0x3000,
+                info,
+                addralign: 8,
+            };
+            let sections = vec![
+                s(0, "", 0, 0, 0, 0),
+                s(1, names[0], 1, SHF_ALLOC | SHF_EXECINSTR, text_addr, 0),
+                s(2, ".rela.text", SHT_RELA, 0, 0, info),
+                s(3, names[1], 1, SHF_ALLOC | SHF_EXECINSTR, plt_addr, 0),
+                s(4, ".init.plt", 1, SHF_ALLOC, plt_addr + 0x100, 0),
+                s(5, ".symtab", SHT_SYMTAB, 0, 0, 0),
+            ];
+            let symbols: Vec<RelocSymbol> = values
+                .iter()
+                .zip(&shndx)
+                .map(|(&value, &shndx)| RelocSymbol { name: "x".into(), value, shndx })
+                .collect();
+            let mut log = KernelLog::new();
+            let mut by = BTreeMap::from([(2usize, relas)]);
+            let cpu = Cpu { arm64_workaround_843419: erratum };
+            let layout = module_frob_arch_sections(profile, cpu, "m", &sections, &mut by, &symbols, &mut log);
+            let mut plt = layout
+                .map(|l| l.plt_state(vec![(plt_addr + 0x100, 0x100)]))
+                .unwrap_or_default();
+            let mut mem = Memory::new(1 << 20);
+            let _ = mem.alloc(text_addr, 0x3000, RegionKind::Module, "text");
+            let _ = mem.alloc(plt_addr, 0x200, RegionKind::Module, "plt");
+            let relas = by.remove(&2).unwrap_or_default();
+            let _ = apply_relocate_add(profile, "m", &sections, &symbols, 2, &relas, &mut mem, &mut plt, &mut log);
+        }
+    }
+
+    #[test]
+    fn rela_info_round_trips_and_sections_are_found_by_index() {
+        let r = Rela::from_raw(0x10, (7 << 32) | 283, -4);
+        assert_eq!((r.sym, r.r_type, r.info()), (7, 283, (7 << 32) | 283));
+        let s = |index| RelocSection {
+            index,
+            name: String::new(),
+            sh_type: 0,
+            flags: 0,
+            addr: index as u64,
+            size: 0,
+            info: 0,
+            addralign: 0,
+        };
+        let v = vec![s(0), s(3), s(1)];
+        assert_eq!(section(&v, 1).map(|s| s.addr), Some(1));
+        assert_eq!(section(&v, 0).map(|s| s.addr), Some(0));
+        assert!(section(&v, 2).is_none());
+        assert_eq!(hashed_pointer(0x1234).len(), 16);
+        assert!(hashed_pointer(0x1234).starts_with("00000000"));
+    }
+}

@@ -697,3 +697,581 @@ pub fn module_frob_arch_sections(
         erratum_843419: erratum,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::reloc::aarch64::tests::profile;
+    use crate::load::reloc::aarch64::{
+        R_AARCH64_ABS64, R_AARCH64_ADR_PREL_PG_HI21, apply_relocate_add,
+    };
+    use crate::memory::RegionKind;
+    use std::io::{Read, Write};
+
+    /// An embedded arm64 profile with some `.config` options changed (`None`: unset).
+    fn profile_with(v: &str, changes: &[(&str, Option<&str>)]) -> Profile {
+        let path = format!(
+            "{}/profiles/debian-{v}-arm64.json.gz",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let gz = std::fs::read(path).unwrap();
+        let mut json = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut json)
+            .unwrap();
+        let mut val: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let config = val["config"].as_object_mut().unwrap();
+        for (k, v) in changes {
+            match v {
+                Some(v) => config.insert((*k).into(), (*v).into()),
+                None => config.remove(*k),
+            };
+        }
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&serde_json::to_vec(&val).unwrap()).unwrap();
+        Profile::from_json_gz(&enc.finish().unwrap()).unwrap()
+    }
+
+    fn sec(index: usize, name: &str, sh_type: u32, flags: u64, info: u32) -> RelocSection {
+        RelocSection {
+            index,
+            name: name.into(),
+            sh_type,
+            flags,
+            addr: 0,
+            size: 0x4000,
+            info,
+            addralign: 4,
+        }
+    }
+
+    const AX: u64 = SHF_ALLOC | SHF_EXECINSTR;
+
+    fn sections() -> Vec<RelocSection> {
+        vec![
+            sec(0, "", 0, 0, 0),
+            sec(1, ".text", 1, AX, 0),
+            sec(2, ".rela.text", SHT_RELA, 0x40, 1),
+            sec(3, ".init.text", 1, AX, 0),
+            sec(4, ".rela.init.text", SHT_RELA, 0x40, 3),
+            sec(5, ".exit.text", 1, AX, 0),
+            sec(6, ".rela.exit.text", SHT_RELA, 0x40, 5),
+            sec(7, ".data", 1, SHF_ALLOC | 1, 0),
+            sec(8, ".rela.data", SHT_RELA, 0x40, 7),
+            sec(9, ".plt", 1, AX, 0),
+            sec(10, ".init.plt", 1, SHF_ALLOC, 0),
+            sec(11, ".text.ftrace_trampoline", 1, AX, 0),
+            sec(12, ".init.text.ftrace_trampoline", 1, AX, 0),
+            sec(13, ".symtab", SHT_SYMTAB, 0, 0),
+        ]
+    }
+
+    fn symbols() -> Vec<RelocSymbol> {
+        let s = |name: &str, shndx| RelocSymbol {
+            name: name.into(),
+            value: 0,
+            shndx,
+        };
+        vec![s("", 0), s("a", 0), s("b", 0), s("local", 1), s("c", 0)]
+    }
+
+    fn r(offset: u64, r_type: u32, sym: u32, addend: i64) -> Rela {
+        Rela {
+            offset,
+            sym,
+            r_type,
+            addend,
+        }
+    }
+
+    fn relas(adrps: bool) -> BTreeMap<usize, Vec<Rela>> {
+        let mut text = vec![
+            r(0x00, R_AARCH64_CALL26, 1, 0),
+            r(0x04, R_AARCH64_ABS64, 1, 0),
+            r(0x08, R_AARCH64_CALL26, 2, 0),
+            r(0x0c, R_AARCH64_CALL26, 1, 0),
+            r(0x10, R_AARCH64_JUMP26, 1, 0),
+            r(0x14, R_AARCH64_CALL26, 3, 0),
+            r(0x18, R_AARCH64_CALL26, 1, 4),
+        ];
+        if adrps {
+            for off in [0x0, 0x7f8, 0xff8, 0x1ffc] {
+                text.push(r(off, R_AARCH64_ADR_PREL_PG_HI21, 1, 0));
+            }
+        }
+        BTreeMap::from([
+            (2, text),
+            (
+                4,
+                vec![r(0, R_AARCH64_CALL26, 4, 0), r(4, R_AARCH64_CALL26, 4, 0)],
+            ),
+            (6, vec![r(0, R_AARCH64_CALL26, 4, 0)]),
+            (8, vec![r(0, R_AARCH64_CALL26, 1, 0)]),
+        ])
+    }
+
+    fn frob(p: &Profile, cpu: Cpu, rels: &mut BTreeMap<usize, Vec<Rela>>) -> PltLayout {
+        let mut log = KernelLog::new();
+        let l = module_frob_arch_sections(p, cpu, "mp", &sections(), rels, &symbols(), &mut log)
+            .unwrap();
+        assert!(log.is_empty());
+        l
+    }
+
+    fn upd(index: usize, addralign: u64, size: u64) -> Option<SectionUpdate> {
+        Some(SectionUpdate {
+            index,
+            sh_type: SHT_NOBITS,
+            flags: AX,
+            addralign,
+            size,
+        })
+    }
+
+    #[test]
+    fn frob_counts_branches_to_other_sections_once_per_target() {
+        for v in ["6.1", "6.12"] {
+            let mut rels = relas(false);
+            let l = frob(profile(v), Cpu::default(), &mut rels);
+            // .text: JUMP26 a, CALL26 a (+ its duplicate), CALL26 a+4, CALL26 b = 4;
+            // .exit.text: 1 (core, MODULE_UNLOAD=y); .init.text: c twice = 1
+            assert_eq!(l.core_max_entries, 5, "{v}");
+            assert_eq!(l.init_max_entries, 1);
+            assert_eq!(l.core_plt, upd(9, 64, 6 * 12));
+            assert_eq!(l.init_plt, upd(10, 64, 2 * 12));
+            let (tramp, init_tramp) = if v == "6.1" {
+                (upd(11, 4, 24), None)
+            } else {
+                (upd(11, 4, 12), upd(12, 4, 12))
+            };
+            assert_eq!(l.ftrace_trampoline, tramp);
+            assert_eq!(l.init_ftrace_trampoline, init_tramp);
+            assert!(l.raised_alignments.is_empty());
+            // the branches that need a PLT come first, sorted by (type, sym, addend)
+            let text = &rels[&2];
+            let keys: Vec<_> = text.iter().map(|r| (r.r_type, r.sym, r.addend)).collect();
+            assert_eq!(
+                keys[..5],
+                [
+                    (282, 1, 0),
+                    (283, 1, 0),
+                    (283, 1, 0),
+                    (283, 1, 4),
+                    (283, 2, 0)
+                ]
+            );
+            assert_eq!(text.len(), 7);
+            // non-exec targets are left alone
+            assert_eq!(rels[&8], relas(false)[&8]);
+        }
+    }
+
+    #[test]
+    fn frob_with_the_erratum_reserves_veneers_and_raises_alignment() {
+        let cpu = Cpu {
+            arm64_workaround_843419: true,
+        };
+        for v in ["6.1", "6.12"] {
+            let mut rels = relas(true);
+            let l = frob(profile(v), cpu, &mut rels);
+            // .text: 4 branches + 2 veneers (0xff8, 0x1ffc) + 1 slack; .exit: 1 + 1 slack
+            assert_eq!(l.core_max_entries, 9, "{v}");
+            assert_eq!(l.init_max_entries, 2);
+            // 0x0 asks for 16, 0x7f8 for 4096
+            assert_eq!(l.raised_alignments, vec![(1, 4096)]);
+            assert!(l.erratum_843419);
+            let mut s = sections();
+            l.apply(&mut s);
+            assert_eq!(s[1].addralign, 4096);
+            assert_eq!(
+                (s[9].sh_type, s[9].size, s[10].flags),
+                (SHT_NOBITS, 120, AX)
+            );
+        }
+        // without the option the capability does not exist
+        let p = profile_with("6.12", &[("ARM64_ERRATUM_843419", None)]);
+        let l = frob(&p, cpu, &mut relas(true));
+        assert_eq!((l.core_max_entries, l.erratum_843419), (5, false));
+    }
+
+    #[test]
+    fn frob_config_differences() {
+        // 6.1 without RANDOMIZE_BASE: no branch is counted or sorted
+        let p = profile_with("6.1", &[("RANDOMIZE_BASE", None)]);
+        let mut rels = relas(false);
+        let l = frob(&p, Cpu::default(), &mut rels);
+        assert_eq!((l.core_max_entries, l.init_max_entries), (0, 0));
+        assert_eq!(l.core_plt, upd(9, 64, 12));
+        assert_eq!(rels, relas(false));
+        // 6.12 ignores RANDOMIZE_BASE here
+        let p = profile_with("6.12", &[("RANDOMIZE_BASE", None)]);
+        assert_eq!(
+            frob(&p, Cpu::default(), &mut relas(false)).core_max_entries,
+            5
+        );
+        // 6.1 without ARM64_MODULE_PLTS: the weak default
+        let p = profile_with("6.1", &[("ARM64_MODULE_PLTS", None)]);
+        let mut rels = relas(false);
+        assert_eq!(frob(&p, Cpu::default(), &mut rels), PltLayout::default());
+        assert_eq!(rels, relas(false));
+        // without MODULE_UNLOAD, .exit.text counts as init
+        for v in ["6.1", "6.12"] {
+            let p = profile_with(v, &[("MODULE_UNLOAD", None)]);
+            let l = frob(&p, Cpu::default(), &mut relas(false));
+            assert_eq!((l.core_max_entries, l.init_max_entries), (4, 2));
+        }
+    }
+
+    #[test]
+    fn frob_errors() {
+        for v in ["6.1", "6.12"] {
+            for (drop, msg) in [
+                (".plt", "mp: module PLT section(s) missing"),
+                (".init.plt", "mp: module PLT section(s) missing"),
+                (".symtab", "mp: module symtab section missing"),
+            ] {
+                let s: Vec<_> = sections().into_iter().filter(|s| s.name != drop).collect();
+                let mut log = KernelLog::new();
+                let res = module_frob_arch_sections(
+                    profile(v),
+                    Cpu::default(),
+                    "mp",
+                    &s,
+                    &mut relas(false),
+                    &symbols(),
+                    &mut log,
+                );
+                assert_eq!(res, Err(Errno::ENOEXEC));
+                assert_eq!(log.texts(), vec![msg]);
+            }
+        }
+    }
+
+    #[test]
+    fn the_sort_is_the_kernels_heapsort_of_each_version() {
+        #[allow(clippy::type_complexity)]
+        let vectors: &[(&[(u32, u32, i64)], &[u64], &[u64])] = include!("testdata/sort_vectors.rs");
+        for (input, want61, want612) in vectors {
+            for (v, want) in [("6.1", want61), ("6.12", want612)] {
+                let mut rels: Vec<Rela> = input
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(t, s, a))| r(i as u64, t, s, a))
+                    .collect();
+                kernel_sort(profile(v), &mut rels);
+                let got: Vec<u64> = rels.iter().map(|r| r.offset).collect();
+                assert_eq!(&got[..], *want, "{v} {input:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn partition_leaves_the_meeting_element_alone() {
+        let syms = symbols();
+        let p = profile("6.12");
+        // a single relocation that needs a PLT is never "partitioned" (nents = 0)
+        let mut one = vec![r(0, R_AARCH64_CALL26, 1, 0)];
+        assert_eq!(partition_branch_plt_relas(p, &syms, &mut one, 1), 0);
+        let mut v = vec![
+            r(0, R_AARCH64_ABS64, 1, 0),
+            r(4, R_AARCH64_CALL26, 1, 0),
+            r(8, R_AARCH64_CALL26, 3, 0),
+            r(12, R_AARCH64_JUMP26, 2, 0),
+        ];
+        assert_eq!(partition_branch_plt_relas(p, &syms, &mut v, 1), 2);
+        let offs: Vec<u64> = v.iter().map(|r| r.offset).collect();
+        assert_eq!(offs, [12, 4, 8, 0]);
+    }
+
+    // ---- emission ----
+
+    const CORE_PLT: u64 = 0xffff_8000_0200_0000;
+    const INIT_PLT: u64 = 0xffff_8000_0300_0000;
+    const TEXT: u64 = 0xffff_8000_0100_0000;
+    const INIT_TEXT: u64 = 0xffff_8000_0300_1000;
+
+    fn emit_setup(
+        core_max: i32,
+        init_max: i32,
+        erratum: bool,
+    ) -> (Vec<RelocSection>, PltState, Memory) {
+        let mut s = sections();
+        s[1].addr = TEXT;
+        s[3].addr = INIT_TEXT;
+        s[9].addr = CORE_PLT;
+        s[10].addr = INIT_PLT;
+        let mut m = Memory::new(1 << 24);
+        m.alloc(TEXT, 0x10_0000, RegionKind::Module, "text")
+            .unwrap();
+        m.alloc(CORE_PLT, 0x2000, RegionKind::Module, "plt")
+            .unwrap();
+        m.alloc(INIT_PLT, 0x1000, RegionKind::Module, "init plt")
+            .unwrap();
+        m.alloc(INIT_TEXT, 0x1000, RegionKind::Module, "init text")
+            .unwrap();
+        let plt = PltState {
+            core: PltSec {
+                shndx: 9,
+                num_entries: 0,
+                max_entries: core_max,
+            },
+            init: PltSec {
+                shndx: 10,
+                num_entries: 0,
+                max_entries: init_max,
+            },
+            init_ranges: vec![(INIT_PLT, 0x2000)],
+            erratum_843419: erratum,
+        };
+        (s, plt, m)
+    }
+
+    fn sym(value: u64) -> RelocSymbol {
+        RelocSymbol {
+            name: "f".into(),
+            value,
+            shndx: 0,
+        }
+    }
+
+    /// Where a PLT entry (or veneer) at `addr` branches to: ADRP page + ADD immediate.
+    fn plt_target(m: &Memory, addr: u64) -> u64 {
+        let e = PltEntry::read(m, addr).unwrap();
+        assert!(insn::is_adrp(e.adrp));
+        // sign-extend the 21-bit page count (the kernel's s32 helper loses bit 20)
+        let pages = ((insn::decode_immediate(insn::ImmType::Adr, e.adrp) << 43) as i64) >> 43;
+        let off = pages << 12;
+        let imm = insn::decode_immediate(insn::ImmType::Imm12, e.add);
+        (addr & !0xfff).wrapping_add(off as u64).wrapping_add(imm)
+    }
+
+    #[test]
+    fn entries_are_shared_with_the_previous_one_only() {
+        let p = profile("6.12");
+        let (s, mut plt, mut m) = emit_setup(3, 1, false);
+        let mut log = KernelLog::new();
+        let far = 0xffff_8000_9000_0120u64;
+        let rel = r(0, R_AARCH64_CALL26, 1, 0);
+        let mut emit = |plt: &mut PltState, m: &mut Memory, loc, v| {
+            module_emit_plt_entry(p, &s, plt, loc, &rel, &sym(v), m, &mut log).unwrap()
+        };
+        assert_eq!(emit(&mut plt, &mut m, TEXT, far), CORE_PLT);
+        assert_eq!(emit(&mut plt, &mut m, TEXT + 4, far), CORE_PLT);
+        assert_eq!(plt.core.num_entries, 1);
+        assert_eq!(emit(&mut plt, &mut m, TEXT + 8, far + 8), CORE_PLT + 12);
+        // back to the first target: not deduplicated (only the previous entry is compared)
+        assert_eq!(emit(&mut plt, &mut m, TEXT + 12, far), CORE_PLT + 24);
+        assert_eq!(plt_target(&m, CORE_PLT), far);
+        assert_eq!(plt_target(&m, CORE_PLT + 12), far + 8);
+        let e = PltEntry::read(&m, CORE_PLT).unwrap();
+        assert_eq!(e.br, 0xd61f_0200);
+        // init places use the init PLT
+        assert_eq!(emit(&mut plt, &mut m, INIT_TEXT, far), INIT_PLT);
+        // full: the entry is still written into the spare slot, then WARN and 0
+        assert_eq!(emit(&mut plt, &mut m, TEXT + 16, far + 16), 0);
+        assert_eq!(plt_target(&m, CORE_PLT + 36), far + 16);
+        assert_eq!(
+            log.texts(),
+            vec![
+                "------------[ cut here ]------------",
+                "WARNING: at arch/arm64/kernel/module-plts.c:94 module_emit_plt_entry",
+                "---[ end trace 0000000000000000 ]---",
+            ]
+        );
+    }
+
+    #[test]
+    fn entries_skip_forbidden_adrp_slots_with_the_erratum() {
+        let p = profile("6.1");
+        // slot 1 of a PLT at page offset 0xfec lands at 0xff8
+        let (mut s, mut plt, mut m) = emit_setup(5, 0, true);
+        s[9].addr = CORE_PLT + 0xfec;
+        let mut log = KernelLog::new();
+        let rel = r(0, R_AARCH64_CALL26, 1, 0);
+        let a = module_emit_plt_entry(p, &s, &mut plt, TEXT, &rel, &sym(0x1000), &mut m, &mut log);
+        assert_eq!(a, Ok(CORE_PLT + 0xfec));
+        let b = module_emit_plt_entry(p, &s, &mut plt, TEXT, &rel, &sym(0x2000), &mut m, &mut log);
+        assert_eq!(b, Ok(CORE_PLT + 0xfec + 24));
+        assert_eq!(plt.core.num_entries, 3);
+        // without the erratum the slot is used
+        let (mut s, mut plt, mut m) = emit_setup(5, 0, false);
+        s[9].addr = CORE_PLT + 0xfec;
+        let _ = module_emit_plt_entry(p, &s, &mut plt, TEXT, &rel, &sym(0x1000), &mut m, &mut log);
+        let b = module_emit_plt_entry(p, &s, &mut plt, TEXT, &rel, &sym(0x2000), &mut m, &mut log);
+        assert_eq!(b, Ok(CORE_PLT + 0xfec + 12));
+        assert!(log.is_empty());
+    }
+
+    #[test]
+    fn comparing_with_an_out_of_range_entry_across_a_page_is_the_kernels_bug() {
+        // two entries for a target 8 GiB away, the second one in the next page: their ADRP
+        // words are both AARCH64_BREAK_FAULT, and aarch64_insn_adrp_get_offset() BUG()s on them
+        let far = CORE_PLT.wrapping_add(8 << 30);
+        for (v, line) in [("6.1", 1423), ("6.12", 1262)] {
+            let (mut s, mut plt, mut m) = emit_setup(4, 0, false);
+            s[9].addr = CORE_PLT + 0xff4;
+            let mut log = KernelLog::new();
+            let rel = r(0, R_AARCH64_CALL26, 1, 0);
+            let p = profile(v);
+            let a = module_emit_plt_entry(p, &s, &mut plt, TEXT, &rel, &sym(far), &mut m, &mut log);
+            assert_eq!(a, Ok(CORE_PLT + 0xff4));
+            let e = PltEntry::read(&m, CORE_PLT + 0xff4).unwrap();
+            assert_eq!(e.adrp, insn::AARCH64_BREAK_FAULT);
+            let b = module_emit_plt_entry(p, &s, &mut plt, TEXT, &rel, &sym(far), &mut m, &mut log);
+            assert_eq!(b, Err(Errno::ENOEXEC));
+            assert_eq!(
+                log.texts(),
+                vec![format!("kernel BUG at arch/arm64/lib/insn.c:{line}!")]
+            );
+        }
+        // an address 0 (unresolved weak) is not out of range for the kernel's ADRP generator:
+        // the page count is truncated to s32 first, which gives a wrong but encodable page
+        let mut log = KernelLog::new();
+        let e = get_plt_entry(0, CORE_PLT, &mut log);
+        assert_eq!(
+            e.adrp,
+            0x9000_0010 | insn::encode_immediate(insn::ImmType::Adr, 0, (-0x2000i64) as u64)
+        );
+    }
+
+    /// Apply `rels` to .text (index 1) with the setup of [`emit_setup`].
+    fn apply(
+        v: &str,
+        s: &[RelocSection],
+        plt: &mut PltState,
+        m: &mut Memory,
+        syms: &[RelocSymbol],
+        rels: &[Rela],
+    ) -> (Result<(), Errno>, Vec<String>) {
+        let mut log = KernelLog::new();
+        let res = apply_relocate_add(profile(v), "mp", s, TEXT, syms, rels, m, plt, &mut log);
+        (res, log.texts())
+    }
+
+    #[test]
+    fn out_of_range_calls_go_through_the_plt() {
+        for v in ["6.1", "6.12"] {
+            let (s, mut plt, mut m) = emit_setup(2, 0, false);
+            let far = TEXT.wrapping_sub(1 << 30);
+            let syms = vec![sym(0), sym(far), sym(TEXT + 0x100)];
+            m.write_u32(TEXT, 0x9400_0000).unwrap();
+            m.write_u32(TEXT + 4, 0x1400_0000).unwrap();
+            m.write_u32(TEXT + 8, 0x9400_0000).unwrap();
+            let rels = [
+                r(0, R_AARCH64_CALL26, 1, 0),
+                r(4, R_AARCH64_JUMP26, 1, 0),
+                r(8, R_AARCH64_CALL26, 2, 0),
+            ];
+            assert_eq!(
+                apply(v, &s, &mut plt, &mut m, &syms, &rels),
+                (Ok(()), vec![])
+            );
+            let off = (CORE_PLT - TEXT) >> 2;
+            assert_eq!(m.read_u32(TEXT), Ok(0x9400_0000 | off as u32));
+            assert_eq!(m.read_u32(TEXT + 4), Ok(0x1400_0000 | (off - 1) as u32));
+            assert_eq!(m.read_u32(TEXT + 8), Ok(0x9400_0000 | 0x3e));
+            assert_eq!(plt_target(&m, CORE_PLT), far);
+            assert_eq!(plt.core.num_entries, 1);
+        }
+        // the PLT itself out of branch range: overflow, reported with the PLT's address
+        let (mut s, mut plt, mut m) = emit_setup(2, 0, false);
+        s[9].addr = CORE_PLT + (200 << 20);
+        m.alloc(s[9].addr, 0x100, RegionKind::Module, "far plt")
+            .unwrap();
+        let syms = vec![sym(0), sym(TEXT.wrapping_sub(1 << 30))];
+        let (res, log) = apply(
+            "6.12",
+            &s,
+            &mut plt,
+            &mut m,
+            &syms,
+            &[r(0, R_AARCH64_CALL26, 1, 0)],
+        );
+        assert_eq!(res, Err(Errno::ENOEXEC));
+        assert_eq!(
+            log,
+            vec![format!(
+                "Modules: module mp: overflow in relocation type 283 val {:x}",
+                s[9].addr
+            )]
+        );
+        // 6.1 without ARM64_MODULE_PLTS: plain overflow with S + A
+        let p = profile_with("6.1", &[("ARM64_MODULE_PLTS", None)]);
+        let (s, mut plt, mut m) = emit_setup(2, 0, false);
+        let mut log = KernelLog::new();
+        let far = TEXT.wrapping_sub(1 << 30);
+        let res = apply_relocate_add(
+            &p,
+            "mp",
+            &s,
+            TEXT,
+            &[sym(0), sym(far)],
+            &[r(0, R_AARCH64_CALL26, 1, 0)],
+            &mut m,
+            &mut plt,
+            &mut log,
+        );
+        assert_eq!(res, Err(Errno::ENOEXEC));
+        assert_eq!(
+            log.texts(),
+            vec![format!(
+                "module mp: overflow in relocation type 283 val {far:x}"
+            )]
+        );
+    }
+
+    #[test]
+    fn adrp_at_forbidden_offsets_becomes_adr_or_a_veneer() {
+        for v in ["6.1", "6.12"] {
+            let (s, mut plt, mut m) = emit_setup(2, 0, true);
+            let place = TEXT + 0xff8;
+            // adrp x5, ...
+            m.write_u32(place, 0x9000_0005).unwrap();
+            m.write_u32(place + 4, 0x9000_0007).unwrap();
+            m.write_u32(TEXT + 0x1ff8, 0x9000_0003).unwrap();
+            let near = TEXT + 0x8_0abc;
+            let far = TEXT.wrapping_sub(1 << 31) + 0x123;
+            let syms = vec![sym(0), sym(near), sym(far)];
+            let rels = [
+                r(0xff8, R_AARCH64_ADR_PREL_PG_HI21, 1, 0),
+                r(0xffc, R_AARCH64_ADR_PREL_PG_HI21_NC, 2, 0),
+                r(0x1ff8, R_AARCH64_ADR_PREL_PG_HI21, 2, 0),
+            ];
+            assert_eq!(
+                apply(v, &s, &mut plt, &mut m, &syms, &rels),
+                (Ok(()), vec![])
+            );
+            // ADR x5, page(near): offset 0x80000 - 0xff8
+            let adr = insn::encode_immediate(
+                insn::ImmType::Adr,
+                0x1000_0005,
+                ((near & !0xfff) - place) & 0x1f_ffff,
+            );
+            assert_eq!(m.read_u32(place), Ok(adr));
+            // B to a veneer at the first PLT slot, which does adrp x7, page(far); add; b back
+            assert_eq!(
+                m.read_u32(place + 4),
+                Ok(0x1400_0000 | (((CORE_PLT - (place + 4)) >> 2) as u32 & 0x3ff_ffff))
+            );
+            let e = PltEntry::read(&m, CORE_PLT).unwrap();
+            assert_eq!(e.adrp & 0x9f00_001f, 0x9000_0007);
+            assert_eq!(e.add, 0x9100_00e7);
+            let back = (place + 8).wrapping_sub(CORE_PLT + 8) as i64 >> 2;
+            assert_eq!(e.br, 0x1400_0000 | (back as u32 & 0x3ff_ffff));
+            assert_eq!(plt_target(&m, CORE_PLT), far & !0xfff);
+            // the second veneer: adrp x3
+            assert_eq!(PltEntry::read(&m, CORE_PLT + 12).unwrap().adrp & 0x1f, 3);
+            assert_eq!(plt.core.num_entries, 2);
+            // a third has no room: WARN, ENOEXEC
+            let (res, log) = apply(v, &s, &mut plt, &mut m, &syms, &rels[1..2]);
+            assert_eq!(res, Err(Errno::ENOEXEC));
+            let line = if v == "6.1" { 116 } else { 111 };
+            assert_eq!(
+                log[1],
+                format!(
+                    "WARNING: at arch/arm64/kernel/module-plts.c:{line} module_emit_veneer_for_adrp"
+                )
+            );
+        }
+    }
+}
