@@ -10,6 +10,7 @@
 //! well-formed message gets `ENOKEY`, the kernel's result when no trusted key matches. So a
 //! module whose bytes were changed after Debian signed it is accepted here, where the kernel
 //! would answer `EKEYREJECTED`.
+#![warn(missing_docs)]
 
 use crate::errno::Errno;
 use crate::image::{
