@@ -1091,4 +1091,279 @@ pub(crate) mod tests {
             }
         }
     }
+
+    mod synthetic {
+        //! Single-field changes of `mp_lib.ko` that reach each check of the two versions.
+
+        use super::*;
+
+        /// Byte offsets of `Elf64_Shdr` fields.
+        const SH_NAME: usize = 0;
+        const SH_TYPE: usize = 4;
+        const SH_FLAGS: usize = 8;
+        const SH_SIZE: usize = 32;
+        const SH_LINK: usize = 40;
+
+        struct Img {
+            bytes: Vec<u8>,
+            header: ElfHeader,
+            sections: Vec<Section>,
+        }
+
+        impl Img {
+            fn new(kernel: &str) -> Img {
+                let bytes = fixture(kernel, "mp_lib.ko");
+                let header = ElfHeader::parse(&bytes).unwrap();
+                let mut sections =
+                    Section::read_table(&bytes, header.e_shoff, header.e_shnum).unwrap();
+                let str_off = sections[usize::from(header.e_shstrndx)].offset;
+                for s in &mut sections {
+                    s.name = decode_bytes(Section::read_name(&bytes, str_off, s.sh_name));
+                }
+                Img {
+                    bytes,
+                    header,
+                    sections,
+                }
+            }
+            fn idx(&self, name: &str) -> usize {
+                self.sections.iter().position(|s| s.name == name).unwrap()
+            }
+            fn at(&self, sec: usize, field: usize) -> usize {
+                self.header.e_shoff as usize + sec * SECTION_HEADER_SIZE + field
+            }
+            fn set32(&mut self, sec: usize, field: usize, v: u32) {
+                let a = self.at(sec, field);
+                self.bytes[a..a + 4].copy_from_slice(&v.to_le_bytes());
+            }
+            fn set64(&mut self, sec: usize, field: usize, v: u64) {
+                let a = self.at(sec, field);
+                self.bytes[a..a + 8].copy_from_slice(&v.to_le_bytes());
+            }
+            fn run(&self, kernel: &str, flags: u32) -> (Result<LoadInfo, Errno>, Vec<String>) {
+                let mut log = KernelLog::new();
+                let r = early_load(
+                    profile(kernel),
+                    self.bytes.clone(),
+                    flags,
+                    &SigSettings::default(),
+                    &mut log,
+                );
+                (r, log.texts())
+            }
+        }
+
+        fn fails(r: (Result<LoadInfo, Errno>, Vec<String>), line: &str) {
+            assert_eq!(r.0.err(), Some(Errno::ENOEXEC), "{line}");
+            assert_eq!(r.1, [line]);
+        }
+
+        #[test]
+        fn header_checks_in_both_versions() {
+            for kernel in KERNELS {
+                let img = Img::new(kernel);
+                let shnum = img.header.e_shnum;
+                let mut i = Img::new(kernel);
+                i.bytes[16] = 2; // e_type ET_EXEC
+                fails(i.run(kernel, 0), "Invalid ELF header type: 2 != 1");
+                let mut i = Img::new(kernel);
+                i.bytes[58] = 40; // e_shentsize
+                fails(i.run(kernel, 0), "Invalid ELF section header size");
+                let mut i = Img::new(kernel);
+                i.bytes[62] = 0; // e_shstrndx
+                i.bytes[63] = 0;
+                fails(
+                    i.run(kernel, 0),
+                    &format!(
+                        "Invalid ELF section name index: 0 || e_shstrndx (0) >= e_shnum ({shnum})"
+                    ),
+                );
+                let mut i = Img::new(kernel);
+                let str_sec = usize::from(img.header.e_shstrndx);
+                let last = (img.sections[str_sec].offset + img.sections[str_sec].size - 1) as usize;
+                i.bytes[last] = b'x';
+                fails(
+                    i.run(kernel, 0),
+                    "ELF Spec violation: section name table isn't null terminated",
+                );
+                let mut i = Img::new(kernel);
+                i.set32(0, SH_TYPE, 1);
+                fails(
+                    i.run(kernel, 0),
+                    "ELF Spec violation: section 0 type(1)!=SH_NULL or non-zero len or addr",
+                );
+                let mut i = Img::new(kernel);
+                let symtab = img.idx(".symtab");
+                i.set32(symtab, SH_LINK, 0);
+                fails(
+                    i.run(kernel, 0),
+                    &format!(
+                        "Invalid ELF sh_link!=SHN_UNDEF(0) or (sh_link(0) >= hdr->e_shnum({shnum})"
+                    ),
+                );
+                let mut i = Img::new(kernel);
+                let text = img.idx(".text");
+                i.set32(text, SH_NAME, 0x10_0000);
+                fails(
+                    i.run(kernel, 0),
+                    &format!("Invalid ELF section name in module (section {text} type 1)"),
+                );
+                let mut i = Img::new(kernel);
+                i.set32(symtab, SH_TYPE, 1);
+                fails(
+                    i.run(kernel, 0),
+                    "mp_lib: module has no symbols (stripped?)",
+                );
+            }
+        }
+
+        /// A signature trailer that is not PKCS#7 is stripped with the marker only (ENOPKG is
+        /// soft): the ELF checks then see a 42-byte image.
+        #[test]
+        fn the_length_left_by_the_signature_check_is_checked_first() {
+            for kernel in KERNELS {
+                let mut bytes = vec![0u8; 30];
+                bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+                bytes.extend_from_slice(crate::image::MODULE_SIG_STRING);
+                let mut log = KernelLog::new();
+                let r = early_load(profile(kernel), bytes, 0, &SigSettings::default(), &mut log);
+                assert_eq!(r.err(), Some(Errno::ENOEXEC));
+                assert_eq!(
+                    log.texts(),
+                    [
+                        "module: not signed with expected PKCS#7 message",
+                        "Invalid ELF header len 42"
+                    ]
+                );
+            }
+        }
+
+        #[test]
+        fn this_module_checks_differ_between_6_1_and_6_12() {
+            for kernel in KERNELS {
+                let v612 = kernel.contains("6.12");
+                let img = Img::new(kernel);
+                let tm = img.idx(".gnu.linkonce.this_module");
+                // size other than sizeof(struct module)
+                let mut i = Img::new(kernel);
+                i.set64(tm, SH_SIZE, img.sections[tm].size - 8);
+                let r = i.run(kernel, 0);
+                if v612 {
+                    fails(
+                        r,
+                        "module mp_lib: .gnu.linkonce.this_module section size must match the kernel's built struct module size at run time",
+                    );
+                } else {
+                    assert!(r.0.is_ok());
+                }
+                // not SHF_ALLOC
+                let mut i = Img::new(kernel);
+                i.set64(tm, SH_FLAGS, img.sections[tm].flags & !SHF_ALLOC);
+                let r = i.run(kernel, 0);
+                if v612 {
+                    fails(
+                        r,
+                        "module mp_lib: .gnu.linkonce.this_module must occupy memory during process execution",
+                    );
+                } else {
+                    assert_eq!(r.0.err(), Some(Errno::ENOEXEC));
+                    assert_eq!(r.1, ["mp_lib: No module found in object"]);
+                }
+                // a second section of that name (non-ALLOC .comment)
+                let mut i = Img::new(kernel);
+                let comment = img.idx(".comment");
+                i.set32(comment, SH_NAME, img.sections[tm].sh_name);
+                let r = i.run(kernel, 0);
+                if v612 {
+                    fails(
+                        r,
+                        "module mp_lib: Only one .gnu.linkonce.this_module section must exist.",
+                    );
+                } else {
+                    assert_eq!(r.0.unwrap().index.this_module, tm);
+                }
+                // a second .modinfo
+                let mut i = Img::new(kernel);
+                i.set32(comment, SH_NAME, img.sections[img.idx(".modinfo")].sh_name);
+                let r = i.run(kernel, 0);
+                if v612 {
+                    fails(r, "Only one .modinfo section must exist.");
+                } else {
+                    assert!(r.0.is_ok());
+                }
+            }
+        }
+
+        /// `info->name` is modinfo's `name=`, else the on-disk struct module's name.
+        #[test]
+        fn the_name_falls_back_to_the_on_disk_struct_module() {
+            for kernel in KERNELS {
+                let img = Img::new(kernel);
+                let mi = &img.sections[img.idx(".modinfo")];
+                let sec = &img.bytes[mi.offset as usize..(mi.offset + mi.size) as usize];
+                let at = sec.windows(11).position(|w| w == b"name=mp_lib").unwrap();
+                let mut i = Img::new(kernel);
+                i.bytes[mi.offset as usize + at + 10] = b'X';
+                let (r, _) = i.run(kernel, 0);
+                assert_eq!(r.unwrap().name, "mp_liX");
+                // hide .modinfo: a name that is not ".modinfo"
+                let text = img.sections[img.idx(".text")].sh_name;
+                i.set32(mi.index, SH_NAME, text);
+                let (r, log) = i.run(kernel, 0);
+                let info = r.unwrap();
+                assert!(log.is_empty());
+                assert_eq!(info.name, "mp_lib");
+                assert_eq!(info.index.info, 0);
+                assert!(info.modinfo.entries().is_empty());
+            }
+        }
+
+        #[test]
+        fn load_info_indices_versions_and_rewritten_headers() {
+            for kernel in KERNELS {
+                let img = Img::new(kernel);
+                let (r, _) = img.run(kernel, 0);
+                let mut info = r.unwrap();
+                assert_eq!(info.index.sym, img.idx(".symtab"));
+                assert_eq!(info.index.str, img.idx(".strtab"));
+                assert_eq!(info.index.info, img.idx(".modinfo"));
+                assert_eq!(info.index.this_module, img.idx(".gnu.linkonce.this_module"));
+                assert_eq!(info.index.vers, img.idx("__versions"));
+                assert_eq!(info.index.pcpu, 0);
+                assert_eq!(info.find_sec(".modinfo"), Some(info.index.info));
+                assert!(!info.versions.is_empty());
+                assert_eq!(
+                    info.this_module_data().unwrap().len(),
+                    profile(kernel).sizeof_struct_module()
+                );
+                let syms = info.symbols().unwrap();
+                assert!(syms.iter().any(|s| s.name == "mp_lib_fn" && s.bind() == 1));
+                let relas: Vec<usize> = info
+                    .sections
+                    .iter()
+                    .filter(|s| s.sh_type == object::elf::SHT_RELA.0)
+                    .map(|s| s.index)
+                    .collect();
+                assert!(!relas.is_empty());
+                for r in relas {
+                    for rel in info.relas(r).unwrap() {
+                        assert!((rel.sym as usize) < syms.len());
+                    }
+                }
+                assert!(info.relas(info.index.sym).is_err());
+                assert!(info.section_data(info.sections.len()).is_err());
+                let (vers, modinfo) = (info.index.vers, info.index.info);
+                rewrite_section_headers(&mut info, 0x1000_0000);
+                assert_eq!(info.sections[0].addr, 0);
+                assert_eq!(info.sections[1].addr, 0x1000_0000 + info.sections[1].offset);
+                assert!(!info.sections[vers].is_alloc() && !info.sections[modinfo].is_alloc());
+                assert_eq!(info.find_sec(".modinfo"), None);
+                // IGNORE_MODVERSIONS: "Pretend no __versions section!"
+                let (r, _) = img.run(kernel, MODULE_INIT_IGNORE_MODVERSIONS);
+                let info = r.unwrap();
+                assert_eq!(info.index.vers, 0);
+                assert!(info.versions.is_empty());
+            }
+        }
+    }
 }
