@@ -432,6 +432,13 @@ impl XzDec<'_> {
             let used = (stream.total_in() - in0) as usize;
             let made = (stream.total_out() - out0) as usize;
             self.pos += used;
+            // dec_block() compares the running sizes with the header's after every call, so
+            // a block that outgrows them fails there, before more pages are allocated.
+            if h.compressed.is_some_and(|c| stream.total_in() > c)
+                || h.uncompressed.is_some_and(|u| stream.total_out() > u)
+            {
+                return Err(XzRet::DataError.into());
+            }
             if self.out.len().saturating_add(made) > self.limit {
                 return Err(StepError::NoMem);
             }

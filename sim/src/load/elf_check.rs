@@ -57,7 +57,7 @@ pub fn early_load(
 }
 
 /// The ELF checks of the profile's kernel on the first `len` bytes of `image`: 6.1
-/// [`elf_validity_check`] then [`setup_load_info`]; 6.12 [`elf_validity_cache_copy`].
+/// `elf_validity_check()` then `setup_load_info()`; 6.12 `elf_validity_cache_copy()`.
 /// `sig_ok` is what `module_sig_check()` decided; it is stored in the result.
 ///
 /// Fails with `ENOEXEC` and the kernel's log line.
