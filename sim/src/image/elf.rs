@@ -130,7 +130,7 @@ impl Section {
     /// The name bytes at `secstrings + sh_name`, as the kernel reads them (`strcmp`, `%s`): up
     /// to the first NUL, bounded by `image` (the kernel does not check `sh_name` of sections
     /// without `SHF_ALLOC`); empty when the offset is outside `image`. Cannot fail.
-    pub fn read_name<'a>(image: &'a [u8], secstrings_offset: u64, sh_name: u32) -> &'a [u8] {
+    pub fn read_name(image: &[u8], secstrings_offset: u64, sh_name: u32) -> &[u8] {
         secstrings_offset
             .checked_add(u64::from(sh_name))
             .and_then(|o| cstr_at(image, o))
@@ -139,7 +139,7 @@ impl Section {
 
     /// Whether `SHF_ALLOC` is set. Cannot fail.
     pub fn is_alloc(&self) -> bool {
-        self.flags & u64::from(object::elf::SHF_ALLOC.0) != 0
+        self.flags & object::elf::SHF_ALLOC.0 != 0
     }
 
     /// `sh_offset + sh_size`, `None` when it overflows. Cannot fail.

@@ -14,7 +14,7 @@
 mod elf;
 mod load_info;
 mod modinfo;
-mod pkcs7;
+pub(crate) mod pkcs7;
 mod signature;
 mod versions;
 

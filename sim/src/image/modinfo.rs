@@ -50,10 +50,7 @@ impl ModInfo {
             *left = left.wrapping_sub(1);
             old > 1
         };
-        'walk: loop {
-            let Some(s) = cstr_at(image, p as u64) else {
-                break;
-            };
+        'walk: while let Some(s) = cstr_at(image, p as u64) {
             if let Some(eq) = s.iter().position(|&b| b == b'=') {
                 let (k, v) = (&s[..eq], &s[eq + 1..]);
                 entries.push(ModInfoEntry {

@@ -396,10 +396,10 @@ pub fn parse_certificate_id(der: &[u8]) -> Result<CertificateId, ImageError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
         let mut v = vec![tag];
         let n = content.len();
         if n < 0x80 {

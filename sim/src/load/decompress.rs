@@ -16,6 +16,7 @@
 //! the kernel. Input that ends early leaves the kernel's last call at `XZ_OK` with a page not
 //! full, so the loop stops there: status 0. Data after the end of the first stream is ignored,
 //! as `xz_dec_run()` ignores it.
+#![warn(missing_docs)]
 
 use liblzma::stream::{Action, Filters, LzmaOptions, Status, Stream};
 
@@ -431,6 +432,13 @@ impl XzDec<'_> {
             let used = (stream.total_in() - in0) as usize;
             let made = (stream.total_out() - out0) as usize;
             self.pos += used;
+            // dec_block() compares the running sizes with the header's after every call, so
+            // a block that outgrows them fails there, before more pages are allocated.
+            if h.compressed.is_some_and(|c| stream.total_in() > c)
+                || h.uncompressed.is_some_and(|u| stream.total_out() > u)
+            {
+                return Err(XzRet::DataError.into());
+            }
             if self.out.len().saturating_add(made) > self.limit {
                 return Err(StepError::NoMem);
             }
@@ -508,5 +516,168 @@ fn le32(b: &[u8]) -> u32 {
     match b {
         [a, b, c, d, ..] => u32::from_le_bytes([*a, *b, *c, *d]),
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use liblzma::stream::Check;
+
+    use super::*;
+    use crate::load::elf_check::tests::{KERNELS, fixture, profile};
+
+    const LIMIT: usize = 64 << 20;
+
+    fn run(kernel: &str, data: &[u8], limit: usize) -> (Result<Vec<u8>, Errno>, Vec<String>) {
+        let mut log = KernelLog::new();
+        let r = module_decompress(profile(kernel), data, limit, &mut log);
+        (r, log.texts())
+    }
+
+    fn status(n: i32) -> Vec<String> {
+        vec![format!("decompression failed with status {n}")]
+    }
+
+    /// An xz stream of `data` made by liblzma with `check` and an optional BCJ filter.
+    fn encode(data: &[u8], check: Check, bcj: Option<u8>) -> Vec<u8> {
+        let mut filters = Filters::new();
+        match bcj {
+            Some(BCJ_X86) => {
+                filters.x86();
+            }
+            Some(7) => {
+                filters.arm();
+            }
+            Some(BCJ_ARM64) => {
+                filters.arm64();
+            }
+            _ => {}
+        }
+        let mut opts = LzmaOptions::new_preset(6).unwrap();
+        opts.dict_size(1 << 20);
+        filters.lzma2(&opts);
+        let mut s = Stream::new_stream_encoder(&filters, check).unwrap();
+        let mut out = Vec::with_capacity(data.len() + 1024);
+        s.process_vec(data, &mut out, Action::Finish).unwrap();
+        while out.len() == out.capacity() {
+            out.reserve(1 << 16);
+            if matches!(
+                s.process_vec(&[], &mut out, Action::Finish),
+                Ok(Status::StreamEnd)
+            ) {
+                break;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_6_1_kernels_have_no_in_kernel_decompression() {
+        for kernel in &KERNELS[..2] {
+            let (r, log) = run(kernel, &fixture(kernel, "mp_lib.ko.xz"), LIMIT);
+            assert_eq!(r, Err(Errno::EOPNOTSUPP));
+            assert!(log.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_xz_fixtures_decompress_to_the_modules_on_6_12() {
+        for kernel in &KERNELS[2..] {
+            for m in ["mp_lib", "mp_types"] {
+                let (r, log) = run(kernel, &fixture(kernel, &format!("{m}.ko.xz")), LIMIT);
+                assert_eq!(r, Ok(fixture(kernel, &format!("{m}.ko"))), "{kernel} {m}");
+                assert!(log.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn other_formats_are_not_xz_compressed_modules() {
+        for kernel in &KERNELS[2..] {
+            for f in ["mp_lib.ko", "mp_lib.ko.gz", "mp_lib.ko.zst", "empty.ko"] {
+                let (r, log) = run(kernel, &fixture(kernel, f), LIMIT);
+                assert_eq!(r, Err(Errno::EINVAL), "{f}");
+                assert_eq!(log, ["not an xz compressed module"], "{f}");
+            }
+        }
+    }
+
+    /// Input that ends early leaves the decoder at XZ_OK: status 0, wherever the cut is.
+    #[test]
+    fn every_truncation_fails_with_status_0() {
+        let k = "debian-6.12-amd64";
+        let xz = fixture(k, "mp_lib.ko.xz");
+        for n in HEADER_MAGIC.len()..xz.len() {
+            let (r, log) = run(k, &xz[..n], LIMIT);
+            assert_eq!(r, Err(Errno::EINVAL), "{n}");
+            assert_eq!(log, status(0), "cut at {n}");
+        }
+    }
+
+    #[test]
+    fn corrupt_data_fails_with_status_7_and_trailing_bytes_are_ignored() {
+        let k = "debian-6.12-arm64";
+        let mut xz = fixture(k, "mp_types.ko.xz");
+        let mut trailing = xz.clone();
+        trailing.extend_from_slice(b"garbage after the stream");
+        assert_eq!(run(k, &trailing, LIMIT).0, Ok(fixture(k, "mp_types.ko")));
+        // a byte of the stream footer's CRC, of the block's check, of the LZMA2 data
+        for at in [xz.len() - 12, xz.len() - 40, xz.len() / 2] {
+            xz[at] ^= 0x55;
+            let (r, log) = run(k, &xz, LIMIT);
+            assert_eq!((r, log), (Err(Errno::EINVAL), status(7)), "byte {at}");
+            xz[at] ^= 0x55;
+        }
+        // the stream header's flags CRC
+        xz[8] ^= 1;
+        assert_eq!(run(k, &xz, LIMIT).1, status(7));
+    }
+
+    /// The kernel's lib/xz knows only the None and CRC32 checks and the BCJ filters it was
+    /// built with: XZ_OPTIONS_ERROR (6) for the others.
+    #[test]
+    fn unsupported_checks_and_filters_are_options_errors() {
+        let module = fixture("debian-6.12-amd64", "mp_lib.ko");
+        let k = "debian-6.12-amd64";
+        assert_eq!(
+            run(k, &encode(&module, Check::None, None), LIMIT).0,
+            Ok(module.clone())
+        );
+        for check in [Check::Crc64, Check::Sha256] {
+            let (r, log) = run(k, &encode(&module, check, None), LIMIT);
+            assert_eq!((r, log), (Err(Errno::EINVAL), status(6)));
+        }
+        let x86 = encode(&module, Check::Crc32, Some(BCJ_X86));
+        assert_eq!(run(k, &x86, LIMIT).0, Ok(module.clone()));
+        assert_eq!(run("debian-6.12-arm64", &x86, LIMIT).1, status(6));
+        let arm64 = encode(&module, Check::Crc32, Some(BCJ_ARM64));
+        assert_eq!(
+            run("debian-6.12-arm64", &arm64, LIMIT).0,
+            Ok(module.clone())
+        );
+        let arm = encode(&module, Check::Crc32, Some(7));
+        assert_eq!(run(k, &arm, LIMIT).1, status(6));
+    }
+
+    #[test]
+    fn output_over_the_limit_is_enomem() {
+        let k = "debian-6.12-amd64";
+        let zeros = encode(&vec![0u8; 1 << 20], Check::Crc32, None);
+        assert_eq!(run(k, &zeros, 1 << 20).0.map(|v| v.len()), Ok(1 << 20));
+        let (r, log) = run(k, &zeros, (1 << 20) - 1);
+        assert_eq!(r, Err(Errno::ENOMEM));
+        assert!(log.is_empty());
+    }
+
+    #[test]
+    fn vli_and_block_header_corner_cases() {
+        let mut p = 0;
+        assert!(matches!(dec_vli(&[0x80, 0x00], &mut p), Vli::Bad));
+        p = 0;
+        assert!(matches!(dec_vli(&[0xff; 9], &mut p), Vli::Bad));
+        p = 0;
+        assert!(matches!(dec_vli(&[0x80], &mut p), Vli::Short));
+        p = 0;
+        assert!(matches!(dec_vli(&[0xac, 0x02], &mut p), Vli::Value(300)));
     }
 }

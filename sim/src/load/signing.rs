@@ -10,6 +10,7 @@
 //! well-formed message gets `ENOKEY`, the kernel's result when no trusted key matches. So a
 //! module whose bytes were changed after Debian signed it is accepted here, where the kernel
 //! would answer `EKEYREJECTED`.
+#![warn(missing_docs)]
 
 use crate::errno::Errno;
 use crate::image::{
@@ -255,5 +256,131 @@ pub fn verify_pkcs7_signature(
     match trusted {
         Some(cert) if msg.signers.iter().any(|s| cert.matches(&s.sid)) => Ok(()),
         _ => Err(Errno::ENOKEY),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::pkcs7::tests::message;
+    use crate::load::elf_check::tests::{KERNELS, fixture, profile};
+
+    /// `module` + `sig` + `struct module_signature` + marker, as `sign-file` appends them.
+    fn append(module: &[u8], sig: &[u8]) -> Vec<u8> {
+        let ms = ModuleSignature {
+            algo: 0,
+            hash: 0,
+            id_type: PKEY_ID_PKCS7,
+            signer_len: 0,
+            key_id_len: 0,
+            pad: [0; 3],
+            sig_len: sig.len() as u32,
+        };
+        [module, sig, &ms.to_bytes(), &MODULE_SIG_STRING[..]].concat()
+    }
+
+    fn check(
+        kernel: &str,
+        image: &[u8],
+        settings: &SigSettings,
+    ) -> (Result<SigCheck, Errno>, Vec<String>) {
+        let mut log = KernelLog::new();
+        let r = module_sig_check(profile(kernel), image, 0, settings, &mut log);
+        (r, log.texts())
+    }
+
+    #[test]
+    fn a_message_from_the_profile_key_is_trusted_and_another_key_is_enokey() {
+        for kernel in KERNELS {
+            let module = fixture(kernel, "mp_lib.ko");
+            let key = profile(kernel).signing_key().unwrap();
+            let cert = parse_certificate_id(&key.certificate).unwrap();
+            assert_eq!(cert.serial, key.serial);
+            let signed = append(&module, &message(&cert.issuer, &cert.serial));
+            let ok = SigCheck {
+                len: module.len(),
+                sig_ok: true,
+            };
+            assert_eq!(
+                check(kernel, &signed, &SigSettings::default()),
+                (Ok(ok), vec![])
+            );
+
+            let other = append(&module, &message(&cert.issuer, &[0x01, 0x02]));
+            let soft = SigCheck {
+                len: module.len(),
+                sig_ok: false,
+            };
+            assert_eq!(
+                check(kernel, &other, &SigSettings::default()),
+                (Ok(soft), vec![])
+            );
+            let enforce = SigSettings {
+                sig_enforce: true,
+                ..SigSettings::default()
+            };
+            assert_eq!(
+                check(kernel, &other, &enforce),
+                (
+                    Err(Errno::EKEYREJECTED),
+                    vec!["Loading of module with unavailable key is rejected".to_owned()]
+                )
+            );
+            // a mangled module is unsigned, whatever its trailer
+            let mut log = KernelLog::new();
+            let r = module_sig_check(
+                profile(kernel),
+                &signed,
+                MODULE_INIT_IGNORE_VERMAGIC,
+                &enforce,
+                &mut log,
+            );
+            assert_eq!(r, Err(Errno::EKEYREJECTED));
+            assert_eq!(log.texts(), ["Loading of unsigned module is rejected"]);
+        }
+    }
+
+    #[test]
+    fn lockdown_refuses_unsigned_modules_with_its_message() {
+        let lockdown = SigSettings {
+            lockdown: true,
+            comm: "modprobe".into(),
+            ..SigSettings::default()
+        };
+        let module = fixture("debian-6.12-amd64", "mp_lib.ko");
+        assert_eq!(
+            check("debian-6.12-amd64", &module, &lockdown),
+            (
+                Err(Errno::EPERM),
+                vec![
+                    "Lockdown: modprobe: unsigned module loading is restricted; see man kernel_lockdown.7"
+                        .to_owned()
+                ]
+            )
+        );
+    }
+
+    #[test]
+    fn pkcs7_parser_refusals_give_the_kernel_errno() {
+        let kernel = "debian-6.1-arm64";
+        let module = fixture(kernel, "mp_lib.ko");
+        let mut m = message(b"issuer", &[1]);
+        // the outer contentType OID ends at byte 14: signedData (..07 02) -> data (..07 01)
+        assert_eq!(m[14], 0x02);
+        m[14] = 0x01;
+        assert_eq!(
+            check(kernel, &append(&module, &m), &SigSettings::default()),
+            (
+                Err(Errno::EINVAL),
+                vec!["PKCS7: Only support pkcs7_signedData type".to_owned()]
+            )
+        );
+        // a truncated message is unparsable: EBADMSG, silently, even when not enforcing
+        let m = message(b"issuer", &[1]);
+        let cut = append(&module, &m[..m.len() - 1]);
+        assert_eq!(
+            check(kernel, &cut, &SigSettings::default()),
+            (Err(Errno::EBADMSG), vec![])
+        );
     }
 }
