@@ -6,7 +6,9 @@
 #![forbid(unsafe_code)]
 
 pub mod errno;
+pub mod file;
 pub mod image;
+pub mod kernel;
 pub mod load;
 pub mod log;
 pub mod memory;

@@ -1,7 +1,833 @@
-//! The load path: one function per kernel step, named after the kernel function it models.
-//! (In progress: issue 3.)
+//! The load path: `load_module()` of kernel/module/main.c, one function per kernel step, named
+//! after the kernel function it models, in the kernel's order for the profile's version.
+//!
+//! 6.1: `module_sig_check` → `elf_validity_check` → `setup_load_info` → `blacklisted` →
+//! `rewrite_section_headers` → `check_modstruct_version` → `layout_and_allocate` (with
+//! `check_modinfo` and its taints first) → `add_unformed_module` → signature taint → ...
+//! 6.12: `module_sig_check` → `elf_validity_cache_copy` → `early_mod_check` (blacklist,
+//! modstruct version, vermagic, duplicate) → `layout_and_allocate` → `add_unformed_module` →
+//! `module_augment_kernel_taints` → ...
+//! Both then: `percpu_modalloc` → `module_unload_init` → `find_module_sections` → export CRC
+//! check → `simplify_symbols` → `apply_relocations` → `post_relocation` → args →
+//! `complete_formation` → `parse_args` → `mod_sysfs_setup` → `do_init_module`.
 
+pub mod checks;
 pub mod decompress;
 pub mod elf_check;
+pub mod layout;
+pub mod params_step;
 pub mod reloc;
 pub mod signing;
+pub mod symbols;
+
+use crate::errno::Errno;
+use crate::image::LoadInfo;
+use crate::kernel::{
+    Kernel, MODULE_NAME_LEN, MODULE_REF_BASE, Module, ModuleExport, ModuleState, SysError,
+    SysResult,
+};
+use crate::memory::RegionKind;
+use crate::profile::{Arch, KernelVersion};
+use crate::taint::Taint;
+use layout::{
+    LayoutSection, MemType, SHF_ALLOC, SHF_EXECINSTR, SHF_RO_AFTER_INIT, SHF_WRITE, SHT_NOBITS,
+};
+use symbols::SimpleSym;
+
+/// `SHT_RELA`.
+const SHT_RELA: u32 = 4;
+/// `SHT_REL`.
+const SHT_REL: u32 = 9;
+/// `sizeof(struct kernel_symbol)` with `CONFIG_HAVE_ARCH_PREL32_RELOCATIONS` (both arches).
+const KERNEL_SYMBOL_SIZE: u64 = 12;
+/// The reserved per-cpu area modules allocate from (`PERCPU_MODULE_RESERVE`, 8 KiB).
+pub const PERCPU_MODULE_RESERVE: u64 = 8 << 10;
+
+fn fail(step: &'static str) -> impl Fn(Errno) -> SysError {
+    move |e| SysError::new(step, e)
+}
+
+/// A module being loaded: what `load_module()` keeps between steps.
+pub(crate) struct Loading {
+    pub(crate) info: LoadInfo,
+    pub(crate) module: Module,
+    pub(crate) flags: u32,
+    /// `sh_addr` of every section after `move_module()` (0 when not allocated).
+    pub(crate) addr: Vec<u64>,
+    /// Allocated region base per `MemType` (0 when empty).
+    pub(crate) region: [u64; 7],
+    /// Allocated region size per `MemType`.
+    pub(crate) region_size: [u64; 7],
+    /// Per-cpu allocation (offset in the reserve, size).
+    pub(crate) percpu: Option<(u64, u64)>,
+    /// Every `SHT_RELA` section's entries, in the order they are applied (arm64's
+    /// `module_frob_arch_sections()` sorts some).
+    pub(crate) relas: std::collections::BTreeMap<usize, Vec<reloc::Rela>>,
+    /// What `module_frob_arch_sections()` decided (arm64 PLTs).
+    pub(crate) plt: reloc::PltLayout,
+}
+
+/// Models `load_module()`: everything after the system call's own checks.
+pub fn load_module(
+    kernel: &mut Kernel,
+    image: Vec<u8>,
+    uargs: Option<&[u8]>,
+    flags: u32,
+) -> SysResult {
+    let version = kernel.version();
+    // module_sig_check(): may shorten the image (the signature trailer is stripped).
+    let sig_settings = signing::SigSettings {
+        sig_enforce: kernel.settings.sig_enforce,
+        lockdown: kernel.settings.lockdown,
+        comm: "modloader".to_string(),
+    };
+    let sig = signing::module_sig_check(
+        &kernel.profile,
+        &image,
+        flags,
+        &sig_settings,
+        &mut kernel.log,
+    )
+    .map_err(fail("module_sig_check"))?;
+    let info = elf_check::check_elf(
+        &kernel.profile,
+        image,
+        sig.len,
+        flags,
+        sig.sig_ok,
+        &mut kernel.log,
+    )
+    .map_err(fail(match version {
+        KernelVersion::V6_1 => "elf_validity_check",
+        KernelVersion::V6_12 => "elf_validity_cache_copy",
+    }))?;
+    let module = new_module(kernel, &info);
+    let shnum = info.sections.len();
+    let mut l = Loading {
+        info,
+        module,
+        flags,
+        addr: vec![0; shnum],
+        region: [0; 7],
+        region_size: [0; 7],
+        percpu: None,
+        relas: std::collections::BTreeMap::new(),
+        plt: reloc::PltLayout::default(),
+    };
+    let r = match version {
+        KernelVersion::V6_1 => load_6_1(kernel, &mut l, uargs),
+        KernelVersion::V6_12 => load_6_12(kernel, &mut l, uargs),
+    };
+    if r.is_err() {
+        free_loading(kernel, &l);
+    }
+    r
+}
+
+/// The `struct module` the kernel works with: its name from the on-disk `.gnu.linkonce.this_module`.
+fn new_module(kernel: &Kernel, info: &LoadInfo) -> Module {
+    let name = info
+        .this_module_data()
+        .ok()
+        .and_then(|d| d.get(kernel.profile.this_module().name_offset..))
+        .map(|d| {
+            let d = &d[..d.len().min(MODULE_NAME_LEN)];
+            let n = d.iter().position(|&b| b == 0).unwrap_or(d.len());
+            String::from_utf8_lossy(&d[..n]).into_owned()
+        })
+        .unwrap_or_else(|| info.name.clone());
+    Module {
+        name,
+        state: ModuleState::Unformed,
+        taints: 0,
+        refcnt: 0,
+        users: Vec::new(),
+        uses: Vec::new(),
+        has_init: false,
+        has_exit: false,
+        size: 0,
+        base: 0,
+        regions: Vec::new(),
+        exports: indexmap::IndexMap::new(),
+        params: Vec::new(),
+        sig_ok: false,
+        using_gplonly_symbols: false,
+        percpu_end: 0,
+        kparams: Vec::new(),
+    }
+}
+
+fn load_6_1(kernel: &mut Kernel, l: &mut Loading, uargs: Option<&[u8]>) -> SysResult {
+    if checks::blacklisted(kernel, &l.info.name) {
+        kernel
+            .log
+            .err(format!("Module {} is blacklisted", l.info.name));
+        return Err(SysError::new("blacklisted", Errno::EPERM));
+    }
+    elf_check::rewrite_section_headers(&mut l.info, 0);
+    if !checks::check_modstruct_version(kernel, &l.info, &mut l.module) {
+        return Err(SysError::new("check_modstruct_version", Errno::ENOEXEC));
+    }
+    checks::check_modinfo_6_1(kernel, &l.info, &mut l.module, l.flags)
+        .map_err(fail("check_modinfo"))?;
+    layout_and_allocate(kernel, l)?;
+    add_unformed_module(kernel, &l.module)?;
+    let sig_ok = l.info.sig_ok;
+    checks::sig_taint(kernel, &mut l.module, sig_ok);
+    after_unformed(
+        kernel,
+        l,
+        uargs,
+        Some(kernel.taint.test(Taint::ProprietaryModule)),
+    )
+}
+
+fn load_6_12(kernel: &mut Kernel, l: &mut Loading, uargs: Option<&[u8]>) -> SysResult {
+    // early_mod_check()
+    if checks::blacklisted(kernel, &l.info.name) {
+        kernel
+            .log
+            .err(format!("Module {} is blacklisted", l.info.name));
+        return Err(SysError::new("blacklisted", Errno::EPERM));
+    }
+    elf_check::rewrite_section_headers(&mut l.info, 0);
+    if !checks::check_modstruct_version(kernel, &l.info, &mut l.module) {
+        return Err(SysError::new("check_modstruct_version", Errno::ENOEXEC));
+    }
+    checks::check_modinfo_6_12(kernel, &l.info, &mut l.module, l.flags)
+        .map_err(fail("check_modinfo"))?;
+    add_unformed_module(kernel, &l.module)
+        .map_err(|e| SysError::new("module_patient_check_exists", e.errno))?;
+    layout_and_allocate(kernel, l)?;
+    add_unformed_module(kernel, &l.module)?;
+    let sig_ok = l.info.sig_ok;
+    checks::module_augment_kernel_taints(kernel, &l.info, &mut l.module, sig_ok);
+    after_unformed(kernel, l, uargs, None)
+}
+
+/// Models `add_unformed_module()` (and 6.12's `module_patient_check_exists()`): a module of
+/// the same name gives `EEXIST` when live, `EBUSY` while it is still loading or going.
+fn add_unformed_module(kernel: &Kernel, module: &Module) -> SysResult {
+    match kernel.modules.iter().find(|m| m.name == module.name) {
+        None => Ok(()),
+        Some(old) if old.state == ModuleState::Live => {
+            Err(SysError::new("add_unformed_module", Errno::EEXIST))
+        }
+        Some(_) => Err(SysError::new("add_unformed_module", Errno::EBUSY)),
+    }
+}
+
+fn layout_sections_of(info: &LoadInfo) -> Vec<LayoutSection> {
+    info.sections
+        .iter()
+        .map(|s| LayoutSection {
+            name: s.name.clone(),
+            sh_type: s.sh_type,
+            flags: s.flags,
+            size: s.size,
+            addralign: s.addralign,
+        })
+        .collect()
+}
+
+/// Models `layout_and_allocate()` (without 6.1's `check_modinfo`, done by the caller):
+/// `module_frob_arch_sections`, `module_enforce_rwx_sections`, the per-cpu and ro_after_init
+/// flags, `layout_sections`, `layout_symtab`, `move_module`.
+fn layout_and_allocate(kernel: &mut Kernel, l: &mut Loading) -> SysResult {
+    let version = kernel.version();
+    module_frob_arch_sections(kernel, l)?;
+    // module_enforce_rwx_sections() (kernel/module/strict_rwx.c).
+    let strict_rwx = kernel.profile.is_enabled("STRICT_MODULE_RWX");
+    if strict_rwx {
+        if let Some((i, s)) = l
+            .info
+            .sections
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.flags & (SHF_WRITE | SHF_EXECINSTR) == SHF_WRITE | SHF_EXECINSTR)
+        {
+            kernel.log.err(format!(
+                "{}: section {} (index {i}) has invalid WRITE|EXEC flags",
+                l.module.name, s.name
+            ));
+            return Err(SysError::new("module_enforce_rwx_sections", Errno::ENOEXEC));
+        }
+    }
+    // The per-cpu section is allocated separately (index 0 when there is none, harmlessly).
+    let pcpu = l.info.index.pcpu;
+    if let Some(s) = l.info.sections.get_mut(pcpu) {
+        s.flags &= !SHF_ALLOC;
+    }
+    for name in [".data..ro_after_init", "__jump_table"] {
+        if let Some(i) = l.info.find_sec(name) {
+            if let Some(s) = l.info.sections.get_mut(i) {
+                s.flags |= SHF_RO_AFTER_INIT;
+            }
+        }
+    }
+    let secs = layout_sections_of(&l.info);
+    let mut lay = layout::layout_sections(version, &secs, strict_rwx);
+    let counts = symtab_counts(kernel, &l.info, &lay);
+    layout::layout_symtab(
+        version,
+        &mut lay,
+        &secs,
+        l.info.index.sym,
+        l.info.index.str,
+        counts,
+        strict_rwx,
+    );
+    // layout_symtab() sets SHF_ALLOC on .symtab and .strtab (they live in init memory).
+    for i in [l.info.index.sym, l.info.index.str] {
+        if let Some(s) = l.info.sections.get_mut(i) {
+            s.flags |= SHF_ALLOC;
+        }
+    }
+    move_module(kernel, l, &lay)
+}
+
+/// The counts `layout_symtab()` needs: `is_core_symbol()` decides which symbols stay.
+fn symtab_counts(kernel: &Kernel, info: &LoadInfo, lay: &layout::Layout) -> layout::SymtabCounts {
+    let syms = info.symbols().unwrap_or_default();
+    let kallsyms_all = kernel.profile.is_enabled("KALLSYMS_ALL");
+    let shnum = info.sections.len();
+    let mut ndst = 0u64;
+    let mut strtab_size = 0u64;
+    for (i, s) in syms.iter().enumerate() {
+        let keep = i == 0 || {
+            let idx = usize::from(s.shndx);
+            if s.shndx == symbols::SHN_UNDEF || idx >= shnum || s.name.is_empty() {
+                false
+            } else if kallsyms_all && info.index.pcpu != 0 && info.index.pcpu == idx {
+                true
+            } else {
+                let sec = &info.sections[idx];
+                let in_init = lay
+                    .placements
+                    .get(idx)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|p| p.mem.is_init());
+                sec.flags & SHF_ALLOC != 0
+                    && (kallsyms_all || sec.flags & SHF_EXECINSTR != 0)
+                    && !in_init
+            }
+        };
+        if keep {
+            ndst += 1;
+            strtab_size += s.name.len() as u64 + 1;
+        }
+    }
+    layout::SymtabCounts {
+        nsrc: syms.len() as u64,
+        ndst,
+        strtab_size,
+    }
+}
+
+/// Models `move_module()`: allocate each region in the module area and copy the sections.
+fn move_module(kernel: &mut Kernel, l: &mut Loading, lay: &layout::Layout) -> SysResult {
+    let version = kernel.version();
+    let sizes = layout::allocated_sizes(version, lay);
+    let (_, area_end) = layout::module_area(&kernel.profile);
+    for t in MemType::ALL {
+        let size = sizes[t as usize];
+        if size == 0 {
+            continue;
+        }
+        let base = kernel.next_module_addr;
+        let end = base
+            .checked_add(size)
+            .filter(|&e| e <= area_end)
+            .ok_or_else(|| SysError::new("move_module", Errno::ENOMEM))?;
+        kernel
+            .memory
+            .alloc(
+                base,
+                size,
+                RegionKind::Module,
+                format!("{}: {t:?}", l.module.name),
+            )
+            .map_err(|_| SysError::new("move_module", Errno::ENOMEM))?;
+        // Leave a guard page between regions, as vmalloc does.
+        kernel.next_module_addr = layout::page_align(end) + layout::PAGE_SIZE;
+        l.region[t as usize] = base;
+        l.region_size[t as usize] = size;
+        l.module.regions.push(base);
+    }
+    for (i, p) in lay.placements.iter().enumerate() {
+        let Some(p) = p else { continue };
+        let Some(s) = l.info.sections.get(i) else {
+            continue;
+        };
+        if s.flags & SHF_ALLOC == 0 {
+            continue;
+        }
+        let addr = l.region[p.mem as usize] + p.offset;
+        l.addr[i] = addr;
+        if s.sh_type != SHT_NOBITS && s.size > 0 {
+            let data = l
+                .info
+                .section_data(i)
+                .map_err(|_| SysError::new("move_module", Errno::ENOEXEC))?
+                .to_vec();
+            kernel
+                .memory
+                .write(addr, &data)
+                .map_err(|_| SysError::new("move_module", Errno::ENOEXEC))?;
+        }
+    }
+    l.module.base = l.region[MemType::Text as usize];
+    l.module.size = match version {
+        KernelVersion::V6_1 => sizes[MemType::Text as usize] + sizes[MemType::InitText as usize],
+        KernelVersion::V6_12 => sizes.iter().sum(),
+    };
+    Ok(())
+}
+
+/// Everything after the module is unique: per-cpu, unload init, sections, symbols,
+/// relocations, exports, arguments, formation, parameters, sysfs, init.
+fn after_unformed(
+    kernel: &mut Kernel,
+    l: &mut Loading,
+    uargs: Option<&[u8]>,
+    prev_p_taint: Option<bool>,
+) -> SysResult {
+    percpu_modalloc(kernel, l)?;
+    // module_unload_init(): one reference for the module, one held during init.
+    l.module.refcnt = MODULE_REF_BASE + 1;
+    // find_module_sections()
+    if l.info.find_sec(".ctors").is_some()
+        && l.info.find_sec(".init_array").is_some()
+        && kernel.profile.is_enabled("CONSTRUCTORS")
+    {
+        kernel.log.warn(format!(
+            "{}: has both .ctors and .init_array.",
+            l.module.name
+        ));
+        return Err(SysError::new("find_module_sections", Errno::EINVAL));
+    }
+    if l.info.find_sec("__obsparm").is_some() {
+        kernel
+            .log
+            .warn(format!("{}: Ignoring obsolete parameters", l.module.name));
+    }
+    let has = |n: &str| {
+        l.info
+            .find_sec(n)
+            .is_some_and(|i| l.info.sections[i].size > 0)
+    };
+    let without_crcs = (has("__ksymtab") && l.info.find_sec("__kcrctab").is_none())
+        || (has("__ksymtab_gpl") && l.info.find_sec("__kcrctab_gpl").is_none());
+    checks::check_export_versions(kernel, &mut l.module, without_crcs, prev_p_taint)
+        .map_err(fail("check_export_symbol_versions"))?;
+    // simplify_symbols()
+    let mut syms: Vec<SimpleSym> = l
+        .info
+        .symbols()
+        .map_err(|_| SysError::new("simplify_symbols", Errno::ENOEXEC))?
+        .into_iter()
+        .map(|s| SimpleSym {
+            name: s.name.clone(),
+            value: s.value,
+            shndx: s.shndx,
+            bind: s.bind(),
+        })
+        .collect();
+    let percpu_addr = l.percpu.map_or(0, |(off, _)| percpu_base(kernel) + off);
+    let shnum = l.info.sections.len();
+    symbols::simplify_symbols(
+        kernel,
+        &l.info,
+        &mut l.module,
+        &mut syms,
+        &l.addr,
+        percpu_addr,
+        shnum,
+    )
+    .map_err(fail("simplify_symbols"))?;
+    apply_relocations(kernel, l, &syms)?;
+    // post_relocation(): the kernel's export tables are now readable.
+    read_exports(kernel, l)?;
+    read_init_exit(kernel, l);
+    // mod->args = strndup_user(uargs): a NULL pointer faults here, late.
+    let args = params_step::strndup_user(uargs).map_err(fail("strndup_user"))?;
+    complete_formation(kernel, l)?;
+    // The module's own named symbols, to name ops pointers: not section symbols (no name) nor
+    // arm64 mapping symbols (`$x`, `$d`), which share addresses with the real ones.
+    let own: Vec<(u64, String)> = syms
+        .iter()
+        .filter(|s| s.shndx != symbols::SHN_UNDEF && !s.name.is_empty() && !s.name.starts_with('$'))
+        .map(|s| (s.value, s.name.clone()))
+        .collect();
+    let r = params_step::parse_module_args(kernel, l, args, &own)
+        .and_then(|()| mod_sysfs_setup(kernel, l));
+    if let Err(e) = r {
+        remove_formed(kernel, &l.module.name);
+        return Err(e);
+    }
+    do_init_module(kernel, l)
+}
+
+/// The simulated per-cpu reserve's address.
+fn percpu_base(kernel: &Kernel) -> u64 {
+    match kernel.profile.arch() {
+        Arch::X86_64 => 0x0000_0000_0003_0000,
+        Arch::Aarch64 => 0xffff_0000_0003_0000,
+    }
+}
+
+/// Models `percpu_modalloc()`: a per-cpu section is allocated from the 8 KiB module reserve.
+fn percpu_modalloc(kernel: &mut Kernel, l: &mut Loading) -> SysResult {
+    let i = l.info.index.pcpu;
+    if i == 0 {
+        return Ok(());
+    }
+    let Some(s) = l.info.sections.get(i) else {
+        return Ok(());
+    };
+    if s.size == 0 {
+        return Ok(());
+    }
+    let mut align = s.addralign.max(1);
+    if align > layout::PAGE_SIZE {
+        kernel.log.warn(format!(
+            "{}: per-cpu alignment {} > {}",
+            l.module.name,
+            align,
+            layout::PAGE_SIZE
+        ));
+        align = layout::PAGE_SIZE;
+    }
+    let used: u64 = kernel
+        .modules
+        .iter()
+        .map(|m| m.percpu_end)
+        .max()
+        .unwrap_or(0);
+    let off = used.div_ceil(align) * align;
+    if off + s.size > PERCPU_MODULE_RESERVE {
+        kernel.log.warn(format!(
+            "{}: Could not allocate {} bytes percpu data",
+            l.module.name, s.size
+        ));
+        return Err(SysError::new("percpu_modalloc", Errno::ENOMEM));
+    }
+    l.percpu = Some((off, s.size));
+    l.module.percpu_end = off + s.size;
+    Ok(())
+}
+
+fn reloc_sections(l: &Loading) -> Vec<reloc::RelocSection> {
+    l.info
+        .sections
+        .iter()
+        .enumerate()
+        .map(|(i, s)| reloc::RelocSection {
+            index: i,
+            name: s.name.clone(),
+            sh_type: s.sh_type,
+            flags: s.flags,
+            addr: l.addr.get(i).copied().unwrap_or(0),
+            size: s.size,
+            info: s.info,
+            addralign: s.addralign,
+        })
+        .collect()
+}
+
+/// Models `module_frob_arch_sections()`: arm64 sizes its PLT sections (and sorts relocations);
+/// x86_64 changes nothing.
+fn module_frob_arch_sections(kernel: &mut Kernel, l: &mut Loading) -> SysResult {
+    for (i, s) in l.info.sections.iter().enumerate() {
+        if s.sh_type == SHT_RELA {
+            let relas = l
+                .info
+                .relas(i)
+                .map_err(|_| SysError::new("module_frob_arch_sections", Errno::ENOEXEC))?;
+            let relas = relas
+                .into_iter()
+                .map(|r| reloc::Rela {
+                    offset: r.offset,
+                    sym: r.sym,
+                    r_type: r.r_type,
+                    addend: r.addend,
+                })
+                .collect();
+            l.relas.insert(i, relas);
+        }
+    }
+    if kernel.profile.arch() != Arch::Aarch64 {
+        return Ok(());
+    }
+    let syms: Vec<reloc::RelocSymbol> = l
+        .info
+        .symbols()
+        .map_err(|_| SysError::new("module_frob_arch_sections", Errno::ENOEXEC))?
+        .into_iter()
+        .map(|s| reloc::RelocSymbol {
+            name: s.name,
+            value: s.value,
+            shndx: s.shndx,
+        })
+        .collect();
+    let secs = reloc_sections(l);
+    let plt = reloc::module_frob_arch_sections(
+        &kernel.profile,
+        reloc::Cpu::default(),
+        &l.module.name,
+        &secs,
+        &mut l.relas,
+        &syms,
+        &mut kernel.log,
+    )
+    .map_err(fail("module_frob_arch_sections"))?;
+    for u in plt.updates() {
+        if let Some(s) = l.info.sections.get_mut(u.index) {
+            s.sh_type = u.sh_type;
+            s.flags = u.flags;
+            s.addralign = u.addralign;
+            s.size = u.size;
+        }
+    }
+    for (i, a) in &plt.raised_alignments {
+        if let Some(s) = l.info.sections.get_mut(*i) {
+            s.addralign = *a;
+        }
+    }
+    l.plt = plt;
+    Ok(())
+}
+
+/// Models `apply_relocations()`: every `SHT_RELA` section whose target is allocated.
+fn apply_relocations(kernel: &mut Kernel, l: &mut Loading, syms: &[SimpleSym]) -> SysResult {
+    let shnum = l.info.sections.len();
+    let secs = reloc_sections(l);
+    let rsyms: Vec<reloc::RelocSymbol> = syms
+        .iter()
+        .map(|s| reloc::RelocSymbol {
+            name: s.name.clone(),
+            value: s.value,
+            shndx: s.shndx,
+        })
+        .collect();
+    let init_ranges: Vec<(u64, u64)> = MemType::ALL
+        .iter()
+        .filter(|t| t.is_init() && l.region[**t as usize] != 0)
+        .map(|t| (l.region[*t as usize], l.region_size[*t as usize]))
+        .collect();
+    let mut plt = l.plt.plt_state(init_ranges);
+    for i in 1..shnum {
+        let s = &l.info.sections[i];
+        let target = s.info as usize;
+        if target >= shnum || l.info.sections[target].flags & SHF_ALLOC == 0 {
+            continue;
+        }
+        match s.sh_type {
+            SHT_REL => {
+                kernel.log.err(format!(
+                    "module {}: REL relocation unsupported",
+                    l.module.name
+                ));
+                return Err(SysError::new("apply_relocate", Errno::ENOEXEC));
+            }
+            SHT_RELA => {
+                let Some(relas) = l.relas.get(&i) else {
+                    continue;
+                };
+                reloc::apply_relocate_add(
+                    &kernel.profile,
+                    &l.module.name,
+                    &secs,
+                    &rsyms,
+                    i,
+                    relas,
+                    &mut kernel.memory,
+                    &mut plt,
+                    &mut kernel.log,
+                )
+                .map_err(fail("apply_relocate_add"))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Reads `__ksymtab`/`__ksymtab_gpl` (PREL32 `struct kernel_symbol`) and the CRC tables from
+/// relocated module memory, as `find_module_sections()` points `mod->syms` at them.
+fn read_exports(kernel: &mut Kernel, l: &mut Loading) -> SysResult {
+    for (tab, crctab, gpl) in [
+        ("__ksymtab", "__kcrctab", false),
+        ("__ksymtab_gpl", "__kcrctab_gpl", true),
+    ] {
+        let Some(i) = l.info.find_sec(tab) else {
+            continue;
+        };
+        let base = l.addr[i];
+        let n = l.info.sections[i].size / KERNEL_SYMBOL_SIZE;
+        let crcs = l.info.find_sec(crctab).map(|c| l.addr[c]);
+        for k in 0..n {
+            let at = base + k * KERNEL_SYMBOL_SIZE;
+            let rel = |off: u64| -> Option<u64> {
+                let v = kernel.memory.read_u32(at + off).ok()? as i32;
+                Some((at + off).wrapping_add(v as i64 as u64))
+            };
+            let (Some(value), Some(name_at)) = (rel(0), rel(4)) else {
+                return Err(SysError::new("find_module_sections", Errno::ENOEXEC));
+            };
+            let name = kernel
+                .memory
+                .read_cstr(name_at, 4096)
+                .map(|b| String::from_utf8_lossy(b).into_owned());
+            let Ok(name) = name else {
+                return Err(SysError::new("find_module_sections", Errno::ENOEXEC));
+            };
+            let ns_off = kernel.memory.read_u32(at + 8).unwrap_or(0);
+            let namespace = if ns_off == 0 {
+                None
+            } else {
+                rel(8)
+                    .and_then(|a| kernel.memory.read_cstr(a, 4096).ok())
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .filter(|s| !s.is_empty())
+            };
+            let crc = crcs.and_then(|c| kernel.memory.read_u32(c + 4 * k).ok());
+            l.module.exports.insert(
+                name,
+                ModuleExport {
+                    value,
+                    gpl_only: gpl,
+                    namespace,
+                    crc,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether the module has `init` and `exit`: the relocated pointers in its `struct module`.
+fn read_init_exit(kernel: &Kernel, l: &mut Loading) {
+    let this = l.addr.get(l.info.index.this_module).copied().unwrap_or(0);
+    let layout = kernel.profile.this_module();
+    l.module.has_init = kernel
+        .memory
+        .read_u64(this + layout.init_offset as u64)
+        .is_ok_and(|v| v != 0);
+    l.module.has_exit = layout.exit_offset.is_some_and(|o| {
+        kernel
+            .memory
+            .read_u64(this + o as u64)
+            .is_ok_and(|v| v != 0)
+    });
+}
+
+/// Models `complete_formation()`: duplicate exports, then the module becomes visible, COMING.
+fn complete_formation(kernel: &mut Kernel, l: &mut Loading) -> SysResult {
+    symbols::verify_exported_symbols(kernel, &l.module).map_err(fail("verify_exported_symbols"))?;
+    l.module.state = ModuleState::Coming;
+    kernel.modules.insert(0, l.module.clone());
+    Ok(())
+}
+
+/// Models `mod_sysfs_setup()`'s first failure: a built-in module of that name already has a
+/// `/sys/module/<name>` directory.
+fn mod_sysfs_setup(kernel: &mut Kernel, l: &Loading) -> SysResult {
+    if kernel.profile.has_builtin_sysfs_dir(&l.module.name) {
+        kernel
+            .log
+            .err(format!("{}: module is already loaded", l.module.name));
+        return Err(SysError::new("mod_sysfs_init", Errno::EINVAL));
+    }
+    Ok(())
+}
+
+/// Take a formed module out of the list again (the error paths after `complete_formation`).
+fn remove_formed(kernel: &mut Kernel, name: &str) -> Option<Module> {
+    let i = kernel.modules.iter().position(|m| m.name == name)?;
+    let m = kernel.modules.remove(i);
+    Some(m)
+}
+
+/// Models `do_init_module()`: run init; a negative result unloads the module and is returned;
+/// a positive one warns (with a stack dump) and counts as success; then LIVE, the init
+/// reference is dropped and the init regions are freed.
+fn do_init_module(kernel: &mut Kernel, l: &mut Loading) -> SysResult {
+    let name = l.module.name.clone();
+    let ret = if l.module.has_init {
+        kernel.run_init(&name)
+    } else {
+        0
+    };
+    if ret < 0 {
+        if let Some(mut m) = remove_formed(kernel, &name) {
+            m.state = ModuleState::Going;
+            kernel.free_module(m);
+        }
+        l.module.regions.clear();
+        l.module.uses.clear();
+        return Err(SysError::new("do_init_module", Errno(-ret)));
+    }
+    if ret > 0 {
+        kernel.log.warn(format!(
+            "do_init_module: '{name}'->init suspiciously returned {ret}, it should follow 0/-E convention\ndo_init_module: loading module anyway..."
+        ));
+        dump_stack(kernel);
+    }
+    let version = kernel.version();
+    let init_types: &[MemType] = match version {
+        KernelVersion::V6_1 => &[MemType::InitText],
+        KernelVersion::V6_12 => &[MemType::InitText, MemType::InitData, MemType::InitRodata],
+    };
+    let mut freed = 0;
+    for t in init_types {
+        let base = l.region[*t as usize];
+        if base != 0 {
+            kernel.memory.free(base);
+            freed += l.region_size[*t as usize];
+        }
+    }
+    if let Some(m) = kernel.modules.iter_mut().find(|m| m.name == name) {
+        m.state = ModuleState::Live;
+        m.refcnt -= 1;
+        m.size -= freed;
+        m.regions
+            .retain(|b| !init_types.iter().any(|t| l.region[*t as usize] == *b));
+    }
+    l.module.regions.clear();
+    Ok(())
+}
+
+/// `dump_stack()`: the simulator prints the header line and a one-line trace; comparisons
+/// collapse any stack dump into one line.
+fn dump_stack(kernel: &mut Kernel) {
+    let tainted = kernel.taint.mask();
+    kernel.log.warn(format!(
+        "CPU: 0 PID: 1 Comm: modsim Tainted: {tainted:#x} {}",
+        kernel.profile.release()
+    ));
+    kernel.log.warn("Call Trace:");
+    kernel.log.warn(" <simulated>");
+}
+
+/// Undo what a failed load allocated: memory regions (a formed module was already removed).
+fn free_loading(kernel: &mut Kernel, l: &Loading) {
+    if kernel
+        .modules
+        .iter()
+        .any(|m| m.name == l.module.name && m.state == ModuleState::Coming)
+    {
+        let _ = remove_formed(kernel, &l.module.name);
+    }
+    for base in &l.module.regions {
+        kernel.memory.free(*base);
+    }
+    // Use links taken by simplify_symbols() are dropped with the module.
+    for target in &l.module.uses {
+        if let Some(t) = kernel.modules.iter_mut().find(|t| &t.name == target) {
+            t.users.retain(|u| u != &l.module.name);
+            t.refcnt -= 1;
+        }
+    }
+}

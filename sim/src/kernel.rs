@@ -1,0 +1,578 @@
+//! `Kernel`: one simulated machine — a profile, its settings, the loaded modules, the kernel
+//! log, the taint state and the module memory — with the three module system calls as methods.
+//!
+//! *Invariant:* this is the only place that mutates the simulated machine's state; a failed
+//! system call leaves no module behind (as the kernel's error paths free everything), but its
+//! taints and log lines stay, as on a real kernel. No global state: create as many as you like.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::errno::Errno;
+use crate::file::FinitFd;
+use crate::log::{KernelLog, LogLine};
+use crate::memory::Memory;
+use crate::profile::{KernelVersion, Profile};
+use crate::taint::{Lockdep, Taint, TaintState, module_flags_taint};
+
+/// `MODULE_NAME_LEN` on 64-bit kernels.
+pub const MODULE_NAME_LEN: usize = 56;
+/// `MODULE_REF_BASE`: the reference a loaded module holds on itself.
+pub const MODULE_REF_BASE: i64 = 1;
+
+/// `finit_module` flags (`include/uapi/linux/module.h`).
+pub const MODULE_INIT_IGNORE_MODVERSIONS: u32 = 1;
+/// Ignore the version magic.
+pub const MODULE_INIT_IGNORE_VERMAGIC: u32 = 2;
+/// The file is compressed; the kernel decompresses it.
+pub const MODULE_INIT_COMPRESSED_FILE: u32 = 4;
+/// `delete_module` flag: force (`O_TRUNC`).
+pub const O_TRUNC: u32 = 0o1000;
+
+/// A profile held by a kernel: one of the embedded ones, or one built at run time.
+#[derive(Clone)]
+pub enum ProfileRef {
+    /// An embedded profile (`Profile::builtin`).
+    Static(&'static Profile),
+    /// A profile built from a headers directory or a module.
+    Shared(Arc<Profile>),
+}
+
+impl Deref for ProfileRef {
+    type Target = Profile;
+    fn deref(&self) -> &Profile {
+        match self {
+            ProfileRef::Static(p) => p,
+            ProfileRef::Shared(p) => p,
+        }
+    }
+}
+
+impl From<&'static Profile> for ProfileRef {
+    fn from(p: &'static Profile) -> Self {
+        ProfileRef::Static(p)
+    }
+}
+
+impl From<Profile> for ProfileRef {
+    fn from(p: Profile) -> Self {
+        ProfileRef::Shared(Arc::new(p))
+    }
+}
+
+impl fmt::Debug for ProfileRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProfileRef({})", self.name())
+    }
+}
+
+/// How a simulated machine is set up, beyond its profile: what a real one would take from
+/// capabilities, sysctls and the boot command line.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The caller has `CAP_SYS_MODULE`.
+    pub cap_sys_module: bool,
+    /// `kernel.modules_disabled`.
+    pub modules_disabled: bool,
+    /// `module.sig_enforce` (also forced on by `CONFIG_MODULE_SIG_FORCE`).
+    pub sig_enforce: bool,
+    /// Kernel lockdown forbids unsigned modules.
+    pub lockdown: bool,
+    /// `module_blacklist=` names.
+    pub blacklist: Vec<String>,
+    /// Bytes of module memory the machine can allocate (`ENOMEM` past it).
+    pub memory_limit: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            cap_sys_module: true,
+            modules_disabled: false,
+            sig_enforce: false,
+            lockdown: false,
+            blacklist: Vec::new(),
+            memory_limit: crate::memory::DEFAULT_LIMIT,
+        }
+    }
+}
+
+impl Settings {
+    /// Apply boot command line words the simulator understands (`module_blacklist=a,b`,
+    /// `module.sig_enforce=1`, `nomodule`); others are ignored, as the kernel ignores unknown
+    /// boot parameters for this purpose.
+    pub fn apply_cmdline(&mut self, cmdline: &str) {
+        for w in cmdline.split_whitespace() {
+            if let Some(list) = w.strip_prefix("module_blacklist=") {
+                self.blacklist
+                    .extend(list.split(',').filter(|s| !s.is_empty()).map(String::from));
+            } else if let Some(v) = w.strip_prefix("module.sig_enforce=") {
+                self.sig_enforce |= matches!(v.as_bytes().first(), Some(b'1' | b'y' | b'Y'));
+            } else if w == "nomodule" {
+                self.modules_disabled = true;
+            }
+        }
+    }
+}
+
+/// `enum module_state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModuleState {
+    /// Normal state.
+    Live,
+    /// Fully formed, running `init`.
+    Coming,
+    /// Going away.
+    Going,
+    /// Still setting up.
+    Unformed,
+}
+
+impl ModuleState {
+    /// `/sys/module/<m>/initstate`.
+    pub fn sysfs(self) -> &'static str {
+        match self {
+            ModuleState::Live => "live",
+            ModuleState::Coming => "coming",
+            ModuleState::Going => "going",
+            ModuleState::Unformed => "unformed",
+        }
+    }
+}
+
+/// A symbol a loaded module exports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleExport {
+    /// Its address in module memory.
+    pub value: u64,
+    /// `EXPORT_SYMBOL_GPL`.
+    pub gpl_only: bool,
+    /// Its namespace, if any.
+    pub namespace: Option<String>,
+    /// Its CRC (`__kcrctab*`), if the module has one.
+    pub crc: Option<u32>,
+}
+
+/// What `init` returns for a module: the default hook returns 0.
+pub type InitHook = Arc<dyn Fn(&str) -> i32 + Send + Sync>;
+
+/// One loaded module (`struct module`, as far as the simulator needs it).
+#[derive(Clone, Debug)]
+pub struct Module {
+    /// `mod->name`.
+    pub name: String,
+    /// `mod->state`.
+    pub state: ModuleState,
+    /// `mod->taints`.
+    pub taints: u64,
+    /// `mod->refcnt` (including `MODULE_REF_BASE`).
+    pub refcnt: i64,
+    /// Modules that use this one (`source_list`), newest first.
+    pub users: Vec<String>,
+    /// Modules this one uses (`target_list`).
+    pub uses: Vec<String>,
+    /// The module has an init function.
+    pub has_init: bool,
+    /// The module has an exit function.
+    pub has_exit: bool,
+    /// The size `/proc/modules` shows.
+    pub size: u64,
+    /// The core text base address `/proc/modules` shows.
+    pub base: u64,
+    /// Memory regions to free on unload (base addresses).
+    pub regions: Vec<u64>,
+    /// Exported symbols.
+    pub exports: indexmap::IndexMap<String, ModuleExport>,
+    /// `/sys/module/<m>/parameters/*` (name → value as shown), sorted by name.
+    pub params: Vec<(String, String)>,
+    /// `mod->sig_ok`.
+    pub sig_ok: bool,
+    /// `mod->using_gplonly_symbols`.
+    pub using_gplonly_symbols: bool,
+    /// End of the module's per-cpu allocation in the module reserve (0: none).
+    pub percpu_end: u64,
+    /// The `__param` table, as read from module memory (for sysfs and `destroy_params`).
+    pub kparams: Vec<crate::params::KernelParam>,
+}
+
+impl Module {
+    /// `module_refcount()`: what `/sys/module/<m>/refcnt` and `/proc/modules` show.
+    pub fn refcount(&self) -> i64 {
+        self.refcnt - MODULE_REF_BASE
+    }
+
+    /// `/sys/module/<m>/taint` (`module_flags_taint()`).
+    pub fn taint_letters(&self) -> String {
+        module_flags_taint(self.taints)
+    }
+
+    /// The module's `/proc/modules` line (`m_show()` in kernel/module/procfs.c), without the
+    /// newline.
+    pub fn proc_modules_line(&self) -> String {
+        let mut s = format!("{} {} {} ", self.name, self.size, self.refcount());
+        let mut printed = false;
+        for u in &self.users {
+            printed = true;
+            s.push_str(u);
+            s.push(',');
+        }
+        if self.has_init && !self.has_exit {
+            printed = true;
+            s.push_str("[permanent],");
+        }
+        if !printed {
+            s.push('-');
+        }
+        let state = match self.state {
+            ModuleState::Going => "Unloading",
+            ModuleState::Coming => "Loading",
+            _ => "Live",
+        };
+        s.push_str(&format!(" {state} 0x{:016x}", self.base));
+        if self.taints != 0 {
+            s.push_str(" (");
+            s.push_str(&self.taint_letters());
+            match self.state {
+                ModuleState::Going => s.push('-'),
+                ModuleState::Coming => s.push('+'),
+                _ => {}
+            }
+            s.push(')');
+        }
+        s
+    }
+}
+
+/// A failed system call: the errno userspace sees and the load step that decided it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{step}: {errno}")]
+pub struct SysError {
+    /// The errno the system call returns.
+    pub errno: Errno,
+    /// The kernel function (load step) that failed.
+    pub step: &'static str,
+}
+
+impl SysError {
+    /// A failure of `step` with `errno`.
+    pub fn new(step: &'static str, errno: Errno) -> Self {
+        SysError { errno, step }
+    }
+}
+
+/// The result of a simulated system call.
+pub type SysResult = Result<(), SysError>;
+
+/// One simulated machine.
+#[derive(Clone)]
+pub struct Kernel {
+    pub(crate) profile: ProfileRef,
+    pub(crate) settings: Settings,
+    /// Loaded modules in list order: index 0 is the list head (the newest).
+    pub(crate) modules: Vec<Module>,
+    pub(crate) log: KernelLog,
+    pub(crate) taint: TaintState,
+    pub(crate) memory: Memory,
+    /// `pr_*_once` call sites that already printed.
+    pub(crate) once: HashSet<&'static str>,
+    pub(crate) init_hooks: HashMap<String, InitHook>,
+    /// What `init` returns for modules without a hook of their own.
+    pub(crate) default_init_return: i32,
+    /// The next free address in the module area.
+    pub(crate) next_module_addr: u64,
+}
+
+impl fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kernel")
+            .field("profile", &self.profile.name())
+            .field(
+                "modules",
+                &self.modules.iter().map(|m| &m.name).collect::<Vec<_>>(),
+            )
+            .field("tainted", &self.taint.mask())
+            .finish()
+    }
+}
+
+impl Kernel {
+    /// A freshly booted machine running `profile` with default settings.
+    pub fn new(profile: impl Into<ProfileRef>) -> Self {
+        Kernel::with_settings(profile, Settings::default())
+    }
+
+    /// A freshly booted machine running `profile` with `settings`.
+    pub fn with_settings(profile: impl Into<ProfileRef>, settings: Settings) -> Self {
+        let profile = profile.into();
+        let mut settings = settings;
+        settings.sig_enforce |= profile.is_enabled("MODULE_SIG_FORCE");
+        // printk's record text limit (LOG_LINE_MAX less the prefix room): a longer record is cut.
+        let printk_limit = match profile.version() {
+            KernelVersion::V6_1 => 992 - 1 - 2,
+            KernelVersion::V6_12 => 1024 - 1 - 2,
+        };
+        let memory = Memory::new(settings.memory_limit);
+        let next_module_addr = crate::load::layout::module_area(&profile).0;
+        Kernel {
+            profile,
+            settings,
+            modules: Vec::new(),
+            log: KernelLog::with_record_limit(printk_limit),
+            taint: TaintState::default(),
+            memory,
+            once: HashSet::new(),
+            init_hooks: HashMap::new(),
+            default_init_return: 0,
+            next_module_addr,
+        }
+    }
+
+    /// The profile this machine runs.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Change the settings (as sysctls and capabilities would; `sig_enforce` can only be
+    /// turned on, as `module.sig_enforce` is `bool_enable_only`).
+    pub fn settings_mut(&mut self) -> &mut Settings {
+        &mut self.settings
+    }
+
+    /// Make `init` of the module `name` return `ret` (the default returns 0).
+    pub fn set_init_return(&mut self, name: &str, ret: i32) {
+        self.init_hooks
+            .insert(name.to_string(), Arc::new(move |_| ret));
+    }
+
+    /// Make `init` of every module without a hook of its own return `ret`.
+    pub fn set_default_init_return(&mut self, ret: i32) {
+        self.default_init_return = ret;
+    }
+
+    /// Make `init` of modules without a hook return 0 again.
+    pub fn clear_default_init_return(&mut self) {
+        self.default_init_return = 0;
+    }
+
+    /// What `init` of the module `name` returns: its hook's value, else the default.
+    pub(crate) fn run_init(&self, name: &str) -> i32 {
+        match self.init_hooks.get(name) {
+            Some(h) => h(name),
+            None => self.default_init_return,
+        }
+    }
+
+    /// Install a hook that runs as `init` of the module `name` and returns what it returns.
+    pub fn set_init_hook(&mut self, name: &str, hook: InitHook) {
+        self.init_hooks.insert(name.to_string(), hook);
+    }
+
+    /// The loaded modules in `/proc/modules` order (newest first), without unformed ones.
+    pub fn modules(&self) -> impl Iterator<Item = &Module> {
+        self.modules
+            .iter()
+            .filter(|m| m.state != ModuleState::Unformed)
+    }
+
+    /// The loaded module `name`.
+    pub fn module(&self, name: &str) -> Option<&Module> {
+        self.modules.iter().find(|m| m.name == name)
+    }
+
+    /// `/proc/modules`.
+    pub fn proc_modules(&self) -> String {
+        self.modules()
+            .map(|m| m.proc_modules_line() + "\n")
+            .collect()
+    }
+
+    /// `/proc/sys/kernel/tainted`.
+    pub fn tainted(&self) -> u64 {
+        self.taint.mask()
+    }
+
+    /// The kernel log so far.
+    pub fn log(&self) -> &[LogLine] {
+        self.log.lines()
+    }
+
+    /// Remove and return the kernel log lines so far (`dmesg -c`).
+    pub fn take_log(&mut self) -> Vec<LogLine> {
+        self.log.take()
+    }
+
+    /// The simulated module memory.
+    pub fn memory(&self) -> &Memory {
+        &self.memory
+    }
+
+    /// `pr_*_once`: true the first time `site` asks.
+    pub(crate) fn once(&mut self, site: &'static str) -> bool {
+        self.once.insert(site)
+    }
+
+    /// Models `add_taint_module()`: taint the module and the kernel.
+    pub(crate) fn add_taint_module(&mut self, module: &mut Module, t: Taint, lockdep: Lockdep) {
+        self.taint.add(t, lockdep, &mut self.log);
+        module.taints |= t.mask();
+    }
+
+    /// Models `may_init_module()` / the `delete_module` permission check.
+    fn may_init_module(&self) -> SysResult {
+        if !self.settings.cap_sys_module || self.settings.modules_disabled {
+            return Err(SysError::new("may_init_module", Errno::EPERM));
+        }
+        Ok(())
+    }
+
+    /// `init_module(2)`: models `SYSCALL_DEFINE3(init_module)` (kernel/module/main.c).
+    /// `uargs` is the parameter string (`None`: a NULL pointer).
+    pub fn init_module(&mut self, image: &[u8], uargs: Option<&[u8]>) -> SysResult {
+        self.may_init_module()?;
+        // copy_module_from_user(): shorter than an ELF header → ENOEXEC.
+        if image.len() < 64 {
+            return Err(SysError::new("copy_module_from_user", Errno::ENOEXEC));
+        }
+        if image.len() as u64 > self.settings.memory_limit {
+            return Err(SysError::new("copy_module_from_user", Errno::ENOMEM));
+        }
+        crate::load::load_module(self, image.to_vec(), uargs, 0)
+    }
+
+    /// `finit_module(2)`: models `SYSCALL_DEFINE3(finit_module)` (kernel/module/main.c).
+    pub fn finit_module(&mut self, fd: FinitFd<'_>, uargs: Option<&[u8]>, flags: u32) -> SysResult {
+        self.may_init_module()?;
+        if flags
+            & !(MODULE_INIT_IGNORE_MODVERSIONS
+                | MODULE_INIT_IGNORE_VERMAGIC
+                | MODULE_INIT_COMPRESSED_FILE)
+            != 0
+        {
+            return Err(SysError::new("finit_module", Errno::EINVAL));
+        }
+        let buf = crate::file::kernel_read_file_from_fd(fd, self.settings.memory_limit)
+            .map_err(|e| SysError::new("kernel_read_file", e))?;
+        self.finit_module_bytes(buf, uargs, flags)
+    }
+
+    /// `finit_module(2)` on a file already read into memory (skips the descriptor checks).
+    pub fn finit_module_bytes(
+        &mut self,
+        buf: Vec<u8>,
+        uargs: Option<&[u8]>,
+        flags: u32,
+    ) -> SysResult {
+        self.may_init_module()?;
+        if flags
+            & !(MODULE_INIT_IGNORE_MODVERSIONS
+                | MODULE_INIT_IGNORE_VERMAGIC
+                | MODULE_INIT_COMPRESSED_FILE)
+            != 0
+        {
+            return Err(SysError::new("finit_module", Errno::EINVAL));
+        }
+        let image = if flags & MODULE_INIT_COMPRESSED_FILE != 0 {
+            crate::load::decompress::module_decompress(
+                &self.profile,
+                &buf,
+                usize::try_from(self.settings.memory_limit).unwrap_or(usize::MAX),
+                &mut self.log,
+            )
+            .map_err(|e| SysError::new("module_decompress", e))?
+        } else {
+            buf
+        };
+        crate::load::load_module(self, image, uargs, flags)
+    }
+
+    /// `delete_module(2)`: models `SYSCALL_DEFINE2(delete_module)` (kernel/module/main.c).
+    pub fn delete_module(&mut self, name: &[u8], flags: u32) -> SysResult {
+        let fail = |e| Err(SysError::new("delete_module", e));
+        if !self.settings.cap_sys_module || self.settings.modules_disabled {
+            return fail(Errno::EPERM);
+        }
+        // strncpy_from_user(name, name_user, MODULE_NAME_LEN): an empty or unterminated name.
+        let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        if len == 0 || len >= MODULE_NAME_LEN {
+            return fail(Errno::ENOENT);
+        }
+        let name = String::from_utf8_lossy(&name[..len]).into_owned();
+        let Some(idx) = self
+            .modules
+            .iter()
+            .position(|m| m.name == name && m.state != ModuleState::Unformed)
+        else {
+            return fail(Errno::ENOENT);
+        };
+        if !self.modules[idx].users.is_empty() {
+            return fail(Errno::EWOULDBLOCK);
+        }
+        if self.modules[idx].state != ModuleState::Live {
+            return fail(Errno::EBUSY);
+        }
+        if self.modules[idx].has_init
+            && !self.modules[idx].has_exit
+            && !self.try_force_unload(flags)
+        {
+            return fail(Errno::EBUSY);
+        }
+        // try_stop_module(): drop the base reference unless someone holds another one.
+        if self.modules[idx].refcnt != MODULE_REF_BASE && !self.try_force_unload(flags) {
+            return fail(Errno::EWOULDBLOCK);
+        }
+        self.modules[idx].state = ModuleState::Going;
+        let m = self.modules.remove(idx);
+        self.free_module(m);
+        Ok(())
+    }
+
+    /// Models `try_force_unload()`: `O_TRUNC` forces, and taints R.
+    fn try_force_unload(&mut self, flags: u32) -> bool {
+        let forced = flags & O_TRUNC != 0 && self.profile.is_enabled("MODULE_FORCE_UNLOAD");
+        if forced {
+            self.taint
+                .add(Taint::ForcedRmmod, Lockdep::NowUnreliable, &mut self.log);
+        }
+        forced
+    }
+
+    /// Models `free_module()` and `module_unload_free()`: drop the use links (releasing the
+    /// references this module held) and the memory.
+    pub(crate) fn free_module(&mut self, m: Module) {
+        for target in &m.uses {
+            if let Some(t) = self.modules.iter_mut().find(|t| &t.name == target) {
+                t.users.retain(|u| u != &m.name);
+                t.refcnt -= 1;
+            }
+        }
+        if !m.kparams.is_empty() {
+            let env = crate::params::ParamEnv::from_profile(&self.profile);
+            let none = |_: u64| None;
+            let mut code = crate::params::NoModuleCode;
+            let mut ctx = crate::params::Ctx {
+                env: &env,
+                mem: &mut self.memory,
+                log: &mut self.log,
+                symbol_at: &none,
+                code: &mut code,
+                taint_user: false,
+            };
+            crate::params::destroy_params(&m.kparams, &mut ctx);
+        }
+        for base in &m.regions {
+            self.memory.free(*base);
+        }
+    }
+
+    /// The kernel's version behaviour.
+    pub(crate) fn version(&self) -> KernelVersion {
+        self.profile.version()
+    }
+}

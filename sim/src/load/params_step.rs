@@ -1,0 +1,175 @@
+//! The parameter step of `load_module()`: `parse_args()` over the module's `__param` table in
+//! relocated module memory, then the sysfs values (`/sys/module/<m>/parameters/*`).
+
+use crate::errno::Errno;
+use crate::kernel::{Kernel, SysError, SysResult};
+use crate::load::Loading;
+use crate::load::layout::kernel_image_base;
+use crate::params::{self, ArgBuf, Ctx, KernelFn, KernelParam, OpFn, OpsKind, ParamEnv};
+use crate::taint::{Lockdep, Taint};
+
+/// Names an address the way the parameter code recognises ops: a vmlinux export (the simulator
+/// gives export `i` the address `kernel_image_base + 16 * i`), else one of the module's own
+/// symbols.
+fn namer<'a>(
+    kernel_profile: &'a crate::profile::Profile,
+    own: &'a [(u64, String)],
+) -> impl Fn(u64) -> Option<String> + 'a {
+    let base = kernel_image_base(kernel_profile);
+    move |addr: u64| {
+        if addr >= base && (addr - base) % 16 == 0 {
+            let i = usize::try_from((addr - base) / 16).ok()?;
+            if let Some((name, _)) = kernel_profile.exports().get_index(i) {
+                return Some(name.clone());
+            }
+        }
+        own.iter().find(|(a, _)| *a == addr).map(|(_, n)| n.clone())
+    }
+}
+
+/// Calls in a function that do not make it more than a wrapper: tracing, return thunks and
+/// stack protection, which the compiler and kernel build add around any body.
+fn is_instrumentation(name: &str) -> bool {
+    matches!(
+        name,
+        "__fentry__"
+            | "__x86_return_thunk"
+            | "__stack_chk_fail"
+            | "_mcount"
+            | "__sanitizer_cov_trace_pc"
+    ) || name.starts_with("__x86_indirect_thunk")
+}
+
+/// The module's functions that do nothing but call one `kernel/params.c` function (a
+/// `module_param_cb()` ops struct whose `set` is `return param_set_int(val, kp);`), found from
+/// the relocations inside each function's code: exactly one relocation target besides
+/// instrumentation, and that target is a params.c function. The simulator cannot run module
+/// code; for such a wrapper it runs the function it wraps, for anything else it reports the
+/// ops as custom (`NoModuleCode`).
+fn thin_wrappers(l: &Loading) -> std::collections::HashMap<String, KernelFn> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(syms) = l.info.symbols() else {
+        return out;
+    };
+    for f in syms
+        .iter()
+        .filter(|s| s.typ() == 2 && s.size > 0 && s.shndx != 0)
+    {
+        let mut targets = std::collections::BTreeSet::new();
+        for (relsec, relas) in &l.relas {
+            if l.info.sections.get(*relsec).map(|s| s.info) != Some(u32::from(f.shndx)) {
+                continue;
+            }
+            for r in relas
+                .iter()
+                .filter(|r| r.offset >= f.value && r.offset < f.value.saturating_add(f.size))
+            {
+                let name = syms
+                    .get(r.sym as usize)
+                    .map(|s| s.name.as_str())
+                    .unwrap_or("");
+                if !is_instrumentation(name) {
+                    targets.insert(name.to_string());
+                }
+            }
+        }
+        if targets.len() == 1 {
+            if let Some(k) = targets.first().and_then(|t| KernelFn::from_symbol(t)) {
+                out.insert(f.name.clone(), k);
+            }
+        }
+    }
+    out
+}
+
+/// Replace a custom ops' module functions that are thin wrappers by what they wrap.
+fn resolve_wrappers(
+    kp: &mut [KernelParam],
+    wrappers: &std::collections::HashMap<String, KernelFn>,
+) {
+    for p in kp {
+        if let OpsKind::Custom(c) = &mut p.ops {
+            for f in [&mut c.set, &mut c.get, &mut c.free] {
+                if let OpFn::Opaque(n) = f {
+                    if let Some(k) = wrappers.get(n.as_str()) {
+                        *f = OpFn::Kernel(*k);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `mod->args = strndup_user(uargs)`: `EFAULT` for a NULL pointer, `ENOMEM` past the limit.
+pub fn strndup_user(uargs: Option<&[u8]>) -> Result<ArgBuf, Errno> {
+    ArgBuf::strndup_user(uargs)
+}
+
+/// Models `parse_args(mod->name, mod->args, mod->kp, mod->num_kp, -32768, 32767, mod,
+/// unknown_module_param_cb)` and the `` after `--' `` warning, then fills the module's sysfs
+/// parameter values. On failure the parameters are destroyed (charp copies freed).
+pub(crate) fn parse_module_args(
+    kernel: &mut Kernel,
+    l: &mut Loading,
+    args: ArgBuf,
+    own_symbols: &[(u64, String)],
+) -> SysResult {
+    let env = ParamEnv::from_profile(&kernel.profile);
+    let name = l.module.name.clone();
+    let mut kp: Vec<KernelParam> = match l.info.find_sec("__param") {
+        Some(i) => {
+            let size = l.info.sections[i].size;
+            let n = namer(&kernel.profile, own_symbols);
+            params::read_param_section(&kernel.memory, l.addr[i], size, &n)
+                .map_err(|e| SysError::new("find_module_sections", e))?
+        }
+        None => Vec::new(),
+    };
+    resolve_wrappers(&mut kp, &thin_wrappers(l));
+    let profile = kernel.profile.clone();
+    let n = namer(&profile, own_symbols);
+    let mut code = params::NoModuleCode;
+    let mut ctx = Ctx {
+        env: &env,
+        mem: &mut kernel.memory,
+        log: &mut kernel.log,
+        symbol_at: &n,
+        code: &mut code,
+        taint_user: false,
+    };
+    let out = params::load_module_parse_args(name.as_bytes(), args, &kp, false, &mut ctx);
+    let taint_user = ctx.taint_user;
+    if let Err(e) = out.result {
+        params::destroy_params(&kp, &mut ctx);
+        if taint_user {
+            kernel
+                .taint
+                .add(Taint::User, Lockdep::StillOk, &mut kernel.log);
+        }
+        return Err(SysError::new("parse_args", e));
+    }
+    let mut values: Vec<(String, String)> = Vec::new();
+    for p in kp.iter().filter(|p| params::module::has_sysfs_file(p)) {
+        let v = match params::param_attr_show(p, &mut ctx) {
+            Ok(mut b) => {
+                if b.last() == Some(&b'\n') {
+                    b.pop();
+                }
+                params::decode_bytes(&b)
+            }
+            Err(e) => format!("<error {e}>"),
+        };
+        values.push((p.name_str(), v));
+    }
+    values.sort();
+    if taint_user {
+        kernel
+            .taint
+            .add(Taint::User, Lockdep::StillOk, &mut kernel.log);
+    }
+    if let Some(m) = kernel.modules.iter_mut().find(|m| m.name == name) {
+        m.params = values;
+        m.kparams = kp;
+    }
+    Ok(())
+}
