@@ -17,7 +17,12 @@ fn every_scenario_parses_and_names_only_existing_fixtures() {
                     _ => continue,
                 };
                 let p = s.resolve(file);
-                assert!(p.exists(), "{}: {k}: {} does not exist", file_name(f), p.display());
+                assert!(
+                    p.exists(),
+                    "{}: {k}: {} does not exist",
+                    file_name(f),
+                    p.display()
+                );
             }
         }
     }
@@ -31,11 +36,23 @@ fn every_kernel_has_every_scenario_recorded_with_one_result_per_step() {
             let scenario = Scenario::load(&f, None).unwrap_or_else(|e| panic!("{e}"));
             let path = recorded(k).join(file_name(&f));
             let rec = Recording::load(&path).unwrap_or_else(|e| panic!("{k}: {e}"));
-            let meta = rec.meta.unwrap_or_else(|| panic!("{}: no meta line", path.display()));
+            let meta = rec
+                .meta
+                .unwrap_or_else(|| panic!("{}: no meta line", path.display()));
             assert_eq!(meta.kernel, k, "{}", path.display());
             assert_eq!(meta.scenario, file_name(&f), "{}", path.display());
-            assert!(meta.uname.ends_with(k.rsplit('-').next().unwrap_or("")), "{}: uname {}", path.display(), meta.uname);
-            assert_eq!(rec.steps.len(), scenario.steps.len(), "{}: step count", path.display());
+            assert!(
+                meta.uname.ends_with(k.rsplit('-').next().unwrap_or("")),
+                "{}: uname {}",
+                path.display(),
+                meta.uname
+            );
+            assert_eq!(
+                rec.steps.len(),
+                scenario.steps.len(),
+                "{}: step count",
+                path.display()
+            );
             for (i, (step, r)) in scenario.steps.iter().zip(&rec.steps).enumerate() {
                 assert_eq!(r.step, i + 1, "{}", path.display());
                 assert_eq!(r.op, step.op(), "{} step {}", path.display(), i + 1);
@@ -54,7 +71,11 @@ fn amd64_ground_truth_was_recorded_by_modloader_with_the_kernel_backend() {
             let path = recorded(k).join(file_name(&f));
             let rec = Recording::load(&path).unwrap_or_else(|e| panic!("{e}"));
             let runner = rec.meta.map(|m| m.runner).unwrap_or_default();
-            assert!(runner.starts_with("modloader ") && runner.contains("kernel backend"), "{}: runner {runner:?}", path.display());
+            assert!(
+                runner.starts_with("modloader ") && runner.contains("kernel backend"),
+                "{}: runner {runner:?}",
+                path.display()
+            );
         }
     }
 }
@@ -83,19 +104,32 @@ fn ground_truth_covers_every_category() {
     ];
     for k in KERNELS {
         for (scenario, errno) in want {
-            let rec = Recording::load(&recorded(k).join(scenario)).unwrap_or_else(|e| panic!("{e}"));
-            let want = if *errno == "EWOULDBLOCK" { "EAGAIN" } else { errno };
+            let rec =
+                Recording::load(&recorded(k).join(scenario)).unwrap_or_else(|e| panic!("{e}"));
+            let want = if *errno == "EWOULDBLOCK" {
+                "EAGAIN"
+            } else {
+                errno
+            };
             assert!(
                 rec.steps.iter().any(|r| r.errno.as_deref() == Some(want)),
                 "{k}: {scenario} has no step failing with {want}"
             );
         }
-        let params = Recording::load(&recorded(k).join("params_grammar.jsonl")).unwrap_or_else(|e| panic!("{e}"));
+        let params = Recording::load(&recorded(k).join("params_grammar.jsonl"))
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            params.steps.iter().any(|r| r.modules.get("mp_types").is_some_and(|m| !m.params.is_empty())),
+            params.steps.iter().any(|r| r
+                .modules
+                .get("mp_types")
+                .is_some_and(|m| !m.params.is_empty())),
             "{k}: no parameter values recorded"
         );
-        let taints = Recording::load(&recorded(k).join("taints.jsonl")).unwrap_or_else(|e| panic!("{e}"));
-        assert!(taints.steps.iter().any(|r| r.kernel_tainted != 0), "{k}: no taint recorded");
+        let taints =
+            Recording::load(&recorded(k).join("taints.jsonl")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            taints.steps.iter().any(|r| r.kernel_tainted != 0),
+            "{k}: no taint recorded"
+        );
     }
 }

@@ -6,7 +6,6 @@
 //! and the command line tools are written against this trait only.
 
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -60,25 +59,7 @@ pub const O_NONBLOCK: u32 = 0o4000;
 /// `delete_module` flag: force the removal (`O_TRUNC`).
 pub const O_TRUNC: u32 = 0o1000;
 
-/// The descriptor handed to `finit_module`: an open file, or a number that is not an open
-/// descriptor at all (which a kernel answers with `EBADF`).
-#[derive(Clone, Copy, Debug)]
-pub enum FinitFd<'a> {
-    /// An open descriptor.
-    Open(BorrowedFd<'a>),
-    /// A descriptor number that is not open in this process.
-    NotOpen(RawFd),
-}
-
-impl FinitFd<'_> {
-    /// The number passed to the system call.
-    pub fn raw(&self) -> RawFd {
-        match self {
-            FinitFd::Open(fd) => fd.as_raw_fd(),
-            FinitFd::NotOpen(n) => *n,
-        }
-    }
-}
+pub use sim::file::FinitFd;
 
 /// One loaded module as the kernel shows it in `/proc/modules` and `/sys/module/<name>/`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +118,10 @@ pub trait Backend {
 
     /// Drop a capability (`CAP_SYS_MODULE`) for the rest of this backend's life.
     fn drop_capability(&mut self, name: &str) -> Result<()>;
+
+    /// What the next loaded module's `init` returns (a scenario's `init_returns`). Only a
+    /// simulated kernel can honour it; the real kernel runs the module's own code.
+    fn set_init_return(&mut self, _ret: Option<i32>) {}
 
     /// Make sure the kernel runs with `append` on its command line (a real kernel can only be
     /// checked; a simulated one applies it).

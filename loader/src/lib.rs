@@ -4,9 +4,11 @@
 //! - [`errno`]: errno numbers and their names.
 //! - [`backend`]: the `Backend` trait and the state it reports.
 //! - [`kernel_backend`]: the real kernel through the system calls (the only `unsafe` code).
+//! - [`sim_backend`]: the simulated kernel (`sim::Kernel`) behind the same trait.
 //! - [`scenario`]: scenario files, running them on a backend, comparing results.
 
 pub mod backend;
 pub mod errno;
 pub mod kernel_backend;
 pub mod scenario;
+pub mod sim_backend;

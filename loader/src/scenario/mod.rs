@@ -297,8 +297,9 @@ pub fn run_step<B: Backend + ?Sized>(
             flags,
             params,
             fd,
-            init_returns: _,
+            init_returns,
         } => {
+            backend.set_init_return(*init_returns);
             let params = cparams(params)?;
             let fd = open_for(&scenario.resolve(file), *fd)?;
             let fd = match &fd {
@@ -313,8 +314,9 @@ pub fn run_step<B: Backend + ?Sized>(
             file,
             params,
             len,
-            init_returns: _,
+            init_returns,
         } => {
+            backend.set_init_return(*init_returns);
             let params = cparams(params)?;
             let mut image = read_module_file(&scenario.resolve(file))?;
             if let Some(len) = len {
