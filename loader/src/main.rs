@@ -9,6 +9,8 @@ use loader::backend::Backend;
 use loader::kernel_backend::KernelBackend;
 use loader::scenario::compare::{CompareOptions, compare};
 use loader::scenario::{self, Recording, Scenario};
+use loader::sim_backend::SimBackend;
+use sim::profile::Profile;
 
 #[derive(Parser)]
 #[command(
@@ -30,7 +32,7 @@ enum Command {
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum BackendKind {
-    /// The simulated kernel (not yet available).
+    /// The simulated kernel (no root, no kernel needed).
     Sim,
     /// The running kernel, through the system calls (needs root).
     Kernel,
@@ -43,6 +45,10 @@ enum ScenarioCmd {
         /// Which kernel to run the scenario on.
         #[arg(long, value_enum, default_value = "sim")]
         backend: BackendKind,
+        /// The simulated kernel: a profile name (debian-6.1-amd64, debian-6.1-arm64,
+        /// debian-6.12-amd64, debian-6.12-arm64) or a Debian linux-headers-* directory.
+        #[arg(long, default_value = DEFAULT_PROFILE)]
+        kernel: String,
         /// Resolve relative module paths against this directory instead of the scenario's.
         #[arg(long)]
         modules_dir: Option<PathBuf>,
@@ -62,14 +68,33 @@ enum ScenarioCmd {
     },
 }
 
+/// The embedded profile the simulator runs when none is named.
+const DEFAULT_PROFILE: &str = "debian-6.1-amd64";
+
+/// A simulated kernel for `--kernel NAME|DIR`, or a message for a person.
+fn sim_backend(kernel: &str) -> Result<SimBackend, String> {
+    if Profile::names().contains(&kernel) {
+        return SimBackend::builtin(kernel).map_err(|e| format!("profile {kernel}: {e}"));
+    }
+    let path = Path::new(kernel);
+    if path.is_dir() {
+        return Profile::from_headers_dir(path).map(SimBackend::new).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    Err(format!(
+        "unknown kernel '{kernel}': give one of {} or a linux-headers-* directory",
+        Profile::names().join(", ")
+    ))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Scenario(ScenarioCmd::Run {
             backend,
+            kernel,
             modules_dir,
             file,
-        }) => run(backend, modules_dir.as_deref(), &file),
+        }) => run(backend, &kernel, modules_dir.as_deref(), &file),
         Command::Scenario(ScenarioCmd::Compare {
             no_params,
             expected,
@@ -78,7 +103,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(kind: BackendKind, modules_dir: Option<&Path>, file: &Path) -> ExitCode {
+fn run(kind: BackendKind, kernel: &str, modules_dir: Option<&Path>, file: &Path) -> ExitCode {
     let scenario = match Scenario::load(file, modules_dir) {
         Ok(s) => s,
         Err(e) => {
@@ -88,12 +113,13 @@ fn run(kind: BackendKind, modules_dir: Option<&Path>, file: &Path) -> ExitCode {
     };
     let mut backend: Box<dyn Backend> = match kind {
         BackendKind::Kernel => Box::new(KernelBackend::new()),
-        BackendKind::Sim => {
-            eprintln!(
-                "modloader: the simulator backend is not implemented yet; use --backend kernel"
-            );
-            return ExitCode::from(2);
-        }
+        BackendKind::Sim => match sim_backend(kernel) {
+            Ok(b) => Box::new(b),
+            Err(e) => {
+                eprintln!("modloader: {e}");
+                return ExitCode::from(2);
+            }
+        },
     };
     let stdout = std::io::stdout();
     let mut failed = None;
@@ -105,7 +131,10 @@ fn run(kind: BackendKind, modules_dir: Option<&Path>, file: &Path) -> ExitCode {
         }
     });
     if let Some(e) = failed {
-        eprintln!("modloader: writing results: {e}");
+        // A reader that went away (`| head`) is not an error worth a message.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("modloader: writing results: {e}");
+        }
         return ExitCode::from(1);
     }
     match r {
