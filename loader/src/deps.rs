@@ -33,7 +33,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::file::ModuleFile;
-use crate::modinfo::{self, UndefinedSymbol};
+use crate::modinfo::{self, ModuleInfo, UndefinedSymbol};
 
 /// The file name endings of module files depmod looks at.
 pub const MODULE_EXTENSIONS: [&str; 4] = [".ko", ".ko.gz", ".ko.xz", ".ko.zst"];
@@ -85,37 +85,49 @@ impl ModuleSymbols {
     /// to. Never fails: an unreadable module has no symbols and says why in
     /// [`ModuleSymbols::error`].
     pub fn read(path: &Path, base: &Path) -> ModuleSymbols {
-        let mut m = ModuleSymbols {
+        let info = ModuleFile::open(path)
+            .map_err(|e| e.to_string())
+            .and_then(|f| modinfo::read(f.data()).map_err(|e| format!("{}: {e}", path.display())));
+        match info {
+            Ok(info) => ModuleSymbols::from_info(path, base, &info),
+            Err(e) => ModuleSymbols::unreadable(path, base, e),
+        }
+    }
+
+    /// The module at `path` (`base` as for [`ModuleSymbols::read`]) from what
+    /// [`modinfo::read`] found in it.
+    pub fn from_info(path: &Path, base: &Path, info: &ModuleInfo) -> ModuleSymbols {
+        let undefined: HashSet<&str> = info.undefined.iter().map(|u| u.name.as_str()).collect();
+        let mut needs = info.undefined.clone();
+        needs.extend(
+            info.versions
+                .iter()
+                .filter(|v| !undefined.contains(v.name.as_str()))
+                .map(|v| UndefinedSymbol {
+                    name: v.name.clone(),
+                    weak: false,
+                }),
+        );
+        ModuleSymbols {
+            path: path.to_path_buf(),
+            rel_path: rel_path(path, base),
+            name: module_name(path),
+            exports: info.exports.iter().map(|e| e.name.clone()).collect(),
+            needs,
+            error: None,
+        }
+    }
+
+    /// A module that could not be read, and why: it exports and needs nothing.
+    pub fn unreadable(path: &Path, base: &Path, error: String) -> ModuleSymbols {
+        ModuleSymbols {
             path: path.to_path_buf(),
             rel_path: rel_path(path, base),
             name: module_name(path),
             exports: Vec::new(),
             needs: Vec::new(),
-            error: None,
-        };
-        let info = ModuleFile::open(path)
-            .map_err(|e| e.to_string())
-            .and_then(|f| modinfo::read(f.data()).map_err(|e| format!("{}: {e}", path.display())));
-        match info {
-            Ok(info) => {
-                m.exports = info.exports.into_iter().map(|e| e.name).collect();
-                let undefined: HashSet<&str> =
-                    info.undefined.iter().map(|u| u.name.as_str()).collect();
-                let extra: Vec<UndefinedSymbol> = info
-                    .versions
-                    .iter()
-                    .filter(|v| !undefined.contains(v.name.as_str()))
-                    .map(|v| UndefinedSymbol {
-                        name: v.name.clone(),
-                        weak: false,
-                    })
-                    .collect();
-                m.needs = info.undefined;
-                m.needs.extend(extra);
-            }
-            Err(e) => m.error = Some(e),
+            error: Some(error),
         }
-        m
     }
 }
 
