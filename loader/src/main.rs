@@ -176,14 +176,17 @@ fn depmod(args: &DepmodArgs) -> ExitCode {
         g.modules_dep()
     };
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout
+    match stdout
         .write_all(out.as_bytes())
         .and_then(|_| stdout.flush())
     {
-        eprintln!("modloader: {e}");
-        return ExitCode::from(1);
+        // `modloader depmod ... | head`: the reader is gone, which is no error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("modloader: {e}");
+            ExitCode::from(1)
+        }
+        _ => ExitCode::SUCCESS,
     }
-    ExitCode::SUCCESS
 }
 
 fn run(kind: BackendKind, modules_dir: Option<&Path>, file: &Path) -> ExitCode {
