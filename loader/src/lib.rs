@@ -6,9 +6,17 @@
 //! - [`kernel_backend`]: the real kernel through the system calls (the only `unsafe` code).
 //! - [`sim_backend`]: the simulated kernel (`sim::Kernel`) behind the same trait.
 //! - [`scenario`]: scenario files, running them on a backend, comparing results.
+//! - [`file`]: reading module files, plain or compressed (gzip, xz, zstd), bounded.
+//! - [`modinfo`]: what a module file says about itself: `.modinfo`, `__versions`, exports,
+//!   undefined symbols, signature.
+//! - [`deps`]: depmod's work: which module provides which symbol, dependencies, load order,
+//!   `modules.dep`.
 
 pub mod backend;
+pub mod deps;
 pub mod errno;
+pub mod file;
 pub mod kernel_backend;
+pub mod modinfo;
 pub mod scenario;
 pub mod sim_backend;

@@ -28,6 +28,30 @@ enum Command {
     /// Run and compare scenario files (JSON Lines of module system calls).
     #[command(subcommand)]
     Scenario(ScenarioCmd),
+    /// Compute module dependencies like kmod's depmod and print them (nothing is written).
+    Depmod(DepmodArgs),
+}
+
+#[derive(clap::Args)]
+struct DepmodArgs {
+    /// Root directory the modules are under (`ROOT/lib/modules/VERSION`).
+    #[arg(short = 'b', long = "basedir", default_value = "/")]
+    basedir: PathBuf,
+    /// vmlinux's exports from a Module.symvers file: needs nobody provides are then reported.
+    #[arg(short = 'E', long = "symvers", conflicts_with = "profile")]
+    symvers: Option<PathBuf>,
+    /// vmlinux's exports from an embedded kernel profile (e.g. debian-6.1-amd64).
+    #[arg(long)]
+    profile: Option<String>,
+    /// Print the load order (one module path a line, dependencies first) instead of
+    /// modules.dep.
+    #[arg(long)]
+    order: bool,
+    /// Do not count weak undefined symbols as dependencies (kmod does).
+    #[arg(long)]
+    no_weak: bool,
+    /// The kernel release (`ROOT/lib/modules/VERSION`), or a path to a module directory.
+    version: String,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -100,6 +124,93 @@ fn main() -> ExitCode {
             expected,
             actual,
         }) => compare_paths(&expected, &actual, CompareOptions { params: !no_params }),
+        Command::Depmod(args) => depmod(&args),
+    }
+}
+
+fn depmod(args: &DepmodArgs) -> ExitCode {
+    use loader::deps::{Depmod, KernelSymbols};
+    let dir = if args.version.contains('/') {
+        PathBuf::from(&args.version)
+    } else {
+        args.basedir.join("lib/modules").join(&args.version)
+    };
+    let mut d = Depmod::new(dir);
+    d.options.weak_dependencies = !args.no_weak;
+    if let Some(p) = &args.symvers {
+        match std::fs::read_to_string(p) {
+            Ok(text) => d.options.kernel = KernelSymbols::from_symvers(&text),
+            Err(e) => {
+                eprintln!("modloader: {}: {e}", p.display());
+                return ExitCode::from(1);
+            }
+        }
+    } else if let Some(name) = &args.profile {
+        match sim::profile::Profile::builtin(name) {
+            Ok(p) => d.options.kernel = KernelSymbols::from_profile(p),
+            Err(e) => {
+                eprintln!("modloader: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let g = match d.run() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("modloader: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mods = g.modules();
+    let path = |i: usize| mods.get(i).map_or("?", |m| m.rel_path.as_str());
+    for m in mods {
+        if let Some(e) = &m.error {
+            eprintln!("depmod: cannot read {e}");
+        }
+    }
+    for dup in g.duplicates() {
+        let who: Vec<&str> = dup.modules.iter().map(|&i| path(i)).collect();
+        let kernel = if dup.in_kernel { "vmlinux and " } else { "" };
+        eprintln!(
+            "depmod: {} is exported by {kernel}{}",
+            dup.symbol,
+            who.join(", ")
+        );
+    }
+    for u in g.unresolved() {
+        eprintln!(
+            "depmod: WARNING: {} needs unknown symbol {}",
+            path(u.module),
+            u.symbol
+        );
+    }
+    for c in g.cycles() {
+        let names: Vec<&str> = c
+            .iter()
+            .filter_map(|&i| mods.get(i))
+            .map(|m| m.name.as_str())
+            .collect();
+        eprintln!("depmod: ERROR: cycle between {}", names.join(", "));
+    }
+    let out = if args.order {
+        g.load_order()
+            .iter()
+            .map(|&i| format!("{}\n", path(i)))
+            .collect()
+    } else {
+        g.modules_dep()
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        // `modloader depmod ... | head`: the reader is gone, which is no error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("modloader: {e}");
+            ExitCode::from(1)
+        }
+        _ => ExitCode::SUCCESS,
     }
 }
 
