@@ -14,6 +14,7 @@
 
 pub mod backend;
 pub mod deps;
+pub mod distro;
 pub mod errno;
 pub mod file;
 pub mod kernel_backend;

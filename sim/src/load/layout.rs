@@ -31,11 +31,11 @@ pub fn module_area(profile: &Profile) -> (u64, u64) {
     match profile.arch() {
         // arch/x86/include/asm/pgtable_64_types.h: __START_KERNEL_map + KERNEL_IMAGE_SIZE.
         Arch::X86_64 => (0xffff_ffff_c000_0000, 0xffff_ffff_ff00_0000),
-        // arch/arm64/include/asm/memory.h: _PAGE_END(VA_BITS_MIN = 48); 128 MiB on 6.1, 2 GiB on 6.12.
-        Arch::Aarch64 => match profile.version() {
-            KernelVersion::V6_1 => (0xffff_8000_0000_0000, 0xffff_8000_0800_0000),
-            KernelVersion::V6_12 => (0xffff_8000_0000_0000, 0xffff_8000_8000_0000),
-        },
+        // arch/arm64/include/asm/memory.h: MODULES_VADDR = _PAGE_END(VA_BITS_MIN = 48). 6.12's
+        // MODULES_VSIZE is 2 GiB; 6.1's is 128 MiB, but with CONFIG_ARM64_MODULE_PLTS its
+        // module_alloc() falls back to a 2 GiB window from module_alloc_base when the region is
+        // full (arch/arm64/kernel/module.c), so modules can use 2 GiB on both.
+        Arch::Aarch64 => (0xffff_8000_0000_0000, 0xffff_8000_8000_0000),
     }
 }
 
@@ -43,8 +43,21 @@ pub fn module_area(profile: &Profile) -> (u64, u64) {
 pub fn kernel_image_base(profile: &Profile) -> u64 {
     match profile.arch() {
         Arch::X86_64 => 0xffff_ffff_8100_0000,
-        // KIMAGE_VADDR = MODULES_END on arm64.
-        Arch::Aarch64 => module_area(profile).1 + 0x1_0000,
+        // KIMAGE_VADDR = MODULES_END = MODULES_VADDR + MODULES_VSIZE on arm64.
+        Arch::Aarch64 => match profile.version() {
+            KernelVersion::V6_1 => 0xffff_8000_0800_0000 + 0x1_0000,
+            KernelVersion::V6_12 => 0xffff_8000_8000_0000 + 0x1_0000,
+        },
+    }
+}
+
+/// The `__percpu` address the simulator's per-cpu module reserve starts at. Per-cpu pointers
+/// are offsets from `__per_cpu_start` (`__addr_to_pcpu_ptr()`): 0-based on x86_64, inside the
+/// kernel image on arm64 — so a module's `adrp` to its per-cpu data reaches it.
+pub fn percpu_base(profile: &Profile) -> u64 {
+    match profile.arch() {
+        Arch::X86_64 => 0x0003_0000,
+        Arch::Aarch64 => kernel_image_base(profile) + 0x0200_0000,
     }
 }
 

@@ -469,12 +469,8 @@ fn after_unformed(
     do_init_module(kernel, l)
 }
 
-/// The simulated per-cpu reserve's address.
 fn percpu_base(kernel: &Kernel) -> u64 {
-    match kernel.profile.arch() {
-        Arch::X86_64 => 0x0000_0000_0003_0000,
-        Arch::Aarch64 => 0xffff_0000_0003_0000,
-    }
+    layout::percpu_base(&kernel.profile)
 }
 
 /// Models `percpu_modalloc()`: a per-cpu section is allocated from the 8 KiB module reserve.
