@@ -138,7 +138,7 @@ pub(crate) fn do_reloc(op: Op, place: u64, val: u64) -> u64 {
 }
 
 /// `reloc_data()`: store the low `len` bits of X at `place`, then check the range: ABS16/32 as
-/// unsigned [0, 2^len), PREL16/32 as signed, 64 bits never.
+/// unsigned `[0, 2^len)`, PREL16/32 as signed, 64 bits never.
 fn reloc_data(
     op: Op,
     place: u64,
@@ -167,7 +167,7 @@ fn read_insn(mem: &Memory, place: u64) -> Result<u32, Errno> {
     mem.read_u32(place)
 }
 
-/// `reloc_insn_movw()`: put bits [lsb+15:lsb] of X (inverted for a negative MOVNZ value, whose
+/// `reloc_insn_movw()`: put bits `[lsb+15:lsb]` of X (inverted for a negative MOVNZ value, whose
 /// opcode becomes MOVN) into the 16-bit field; `-ERANGE` when `imm > 0xffff` as a u64.
 fn reloc_insn_movw(
     op: Op,
@@ -197,7 +197,7 @@ fn reloc_insn_movw(
     })
 }
 
-/// `reloc_insn_imm()`: put bits [lsb+len-1:lsb] of X into the `t` field; `-ERANGE` unless the
+/// `reloc_insn_imm()`: put bits `[lsb+len-1:lsb]` of X into the `t` field; `-ERANGE` unless the
 /// bits above (with the field's sign bit) are all zeros or all ones.
 pub(crate) fn reloc_insn_imm(
     op: Op,

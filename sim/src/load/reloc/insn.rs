@@ -44,17 +44,17 @@ const SZ_1M: i32 = 1 << 20;
 /// `enum aarch64_insn_imm_type`, the immediate fields the module loader encodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImmType {
-    /// `AARCH64_INSN_IMM_ADR`: immlo in bits [30:29], immhi in bits [23:5].
+    /// `AARCH64_INSN_IMM_ADR`: immlo in bits `[30:29]`, immhi in bits `[23:5]`.
     Adr,
-    /// `AARCH64_INSN_IMM_26`: bits [25:0] (B, BL).
+    /// `AARCH64_INSN_IMM_26`: bits `[25:0]` (B, BL).
     Imm26,
-    /// `AARCH64_INSN_IMM_19`: bits [23:5] (B.cond, CBZ, LDR literal).
+    /// `AARCH64_INSN_IMM_19`: bits `[23:5]` (B.cond, CBZ, LDR literal).
     Imm19,
-    /// `AARCH64_INSN_IMM_16`: bits [20:5] (MOVZ/MOVN/MOVK).
+    /// `AARCH64_INSN_IMM_16`: bits `[20:5]` (MOVZ/MOVN/MOVK).
     Imm16,
-    /// `AARCH64_INSN_IMM_14`: bits [18:5] (TBZ/TBNZ).
+    /// `AARCH64_INSN_IMM_14`: bits `[18:5]` (TBZ/TBNZ).
     Imm14,
-    /// `AARCH64_INSN_IMM_12`: bits [21:10] (ADD immediate, LDR/STR unsigned offset).
+    /// `AARCH64_INSN_IMM_12`: bits `[21:10]` (ADD immediate, LDR/STR unsigned offset).
     Imm12,
 }
 
@@ -113,7 +113,7 @@ pub fn decode_immediate(t: ImmType, insn: u32) -> u64 {
     u64::from((v >> shift) & mask)
 }
 
-/// `aarch64_insn_decode_register(AARCH64_INSN_REGTYPE_RD, insn)`: bits [4:0].
+/// `aarch64_insn_decode_register(AARCH64_INSN_REGTYPE_RD, insn)`: bits `[4:0]`.
 pub fn decode_register_rd(insn: u32) -> u32 {
     insn & 0x1f
 }
@@ -153,7 +153,7 @@ pub fn adrp_get_offset(insn: u32) -> Option<i32> {
 
 /// `aarch64_insn_gen_adr()`: `ADR Xreg, addr` (or `ADRP Xreg, addr`, then relative to
 /// `pc`'s 4 KiB page) at `pc`; [`AARCH64_BREAK_FAULT`] when the offset is outside
-/// [-1 MiB, 1 MiB) (in pages for ADRP). The kernel computes the offset in 64 bits and truncates
+/// `[-1 MiB, 1 MiB)` (in pages for ADRP). The kernel computes the offset in 64 bits and truncates
 /// it to `s32` before the range check; so does this.
 pub fn gen_adr(pc: u64, addr: u64, reg: u32, adrp: bool, log: &mut KernelLog) -> u32 {
     let (insn, offset) = if adrp {
@@ -202,7 +202,7 @@ pub fn gen_branch_reg(reg: u32, log: &mut KernelLog) -> u32 {
 /// `aarch64_insn_gen_branch_imm(pc, addr, link ? BRANCH_LINK : BRANCH_NOLINK)`: `B`/`BL addr`
 /// at `pc`. Through `label_imm_common()`: a misaligned `pc` or `addr` prints
 /// `label_imm_common: A64 instructions must be word aligned`, an offset outside
-/// [-128 MiB, 128 MiB) prints `label_imm_common: offset out of range`; both give
+/// `[-128 MiB, 128 MiB)` prints `label_imm_common: offset out of range`; both give
 /// [`AARCH64_BREAK_FAULT`].
 pub fn gen_branch_imm(pc: u64, addr: u64, link: bool, log: &mut KernelLog) -> u32 {
     let offset = if pc & 3 != 0 || addr & 3 != 0 {

@@ -537,7 +537,7 @@ fn kernel_sort(profile: &Profile, v: &mut [Rela]) {
 /// `count_plts()`: PLT slots for the relocations `rela` of section `dstidx`: one per branch to
 /// another section's symbol unless it repeats the previous relocation with addend 0 (6.1: only
 /// with `CONFIG_RANDOMIZE_BASE`); with the erratum workaround, one veneer slot per ADRP whose
-/// offset ends in 0xff8..0xfff (bits [11:3] all ones), and for the others the section's
+/// offset ends in 0xff8..0xfff (bits `[11:3]` all ones), and for the others the section's
 /// alignment is raised so that they cannot land there; plus one slot in 341 as slack.
 fn count_plts(
     profile: &Profile,

@@ -87,7 +87,7 @@ pub fn apply_relocate_add(
             if pc_relative {
                 val = val.wrapping_sub(loc);
             }
-            memory.write(loc, &val.to_le_bytes()[..size])?;
+            write(memory, loc, val, size)?;
             let written = memory.read_u32(loc);
             let fits = match r.r_type {
                 R_X86_64_32 => val == u64::from(written?),
@@ -113,10 +113,19 @@ pub fn apply_relocate_add(
             if !is_zero(memory.read(loc, size)?) {
                 return invalid(log, "Invalid", r.r_type, loc, val);
             }
-            memory.write(loc, &val.to_le_bytes()[..size])?;
+            write(memory, loc, val, size)?;
         }
     }
     Ok(())
+}
+
+/// `write(loc, &val, size)`: the low `size` bytes of `val`, little endian.
+fn write(memory: &mut Memory, loc: u64, val: u64, size: usize) -> Result<(), Errno> {
+    if size == 8 {
+        memory.write_u64(loc, val)
+    } else {
+        memory.write_u32(loc, val as u32)
+    }
 }
 
 fn is_zero(bytes: &[u8]) -> bool {
