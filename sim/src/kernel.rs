@@ -278,6 +278,9 @@ pub struct Kernel {
     /// `pr_*_once` call sites that already printed.
     pub(crate) once: HashSet<&'static str>,
     pub(crate) init_hooks: HashMap<String, InitHook>,
+    /// Every formed module's exports: symbol → (owner, export). Kept in step with `modules`
+    /// so `find_symbol()` need not walk the module list.
+    pub(crate) exports: HashMap<String, (String, ModuleExport)>,
     /// What `init` returns for modules without a hook of their own.
     pub(crate) default_init_return: i32,
     /// The next free address in the module area.
@@ -324,6 +327,7 @@ impl Kernel {
             memory,
             once: HashSet::new(),
             init_hooks: HashMap::new(),
+            exports: HashMap::new(),
             default_init_return: 0,
             next_module_addr,
         }
@@ -546,6 +550,7 @@ impl Kernel {
     /// Models `free_module()` and `module_unload_free()`: drop the use links (releasing the
     /// references this module held) and the memory.
     pub(crate) fn free_module(&mut self, m: Module) {
+        self.unindex_exports(&m);
         for target in &m.uses {
             if let Some(t) = self.modules.iter_mut().find(|t| &t.name == target) {
                 t.users.retain(|u| u != &m.name);
@@ -568,6 +573,24 @@ impl Kernel {
         }
         for base in &m.regions {
             self.memory.free(*base);
+        }
+    }
+
+    /// Add a module's exports to the export index (when it becomes formed).
+    pub(crate) fn index_exports(&mut self, m: &Module) {
+        for (name, e) in &m.exports {
+            self.exports
+                .entry(name.clone())
+                .or_insert_with(|| (m.name.clone(), e.clone()));
+        }
+    }
+
+    /// Remove a module's exports from the export index.
+    pub(crate) fn unindex_exports(&mut self, m: &Module) {
+        for name in m.exports.keys() {
+            if self.exports.get(name).is_some_and(|(o, _)| o == &m.name) {
+                self.exports.remove(name);
+            }
         }
     }
 

@@ -31,13 +31,25 @@ pub fn module_area(profile: &Profile) -> (u64, u64) {
     match profile.arch() {
         // arch/x86/include/asm/pgtable_64_types.h: __START_KERNEL_map + KERNEL_IMAGE_SIZE.
         Arch::X86_64 => (0xffff_ffff_c000_0000, 0xffff_ffff_ff00_0000),
-        // arch/arm64/include/asm/memory.h: MODULES_VADDR = _PAGE_END(VA_BITS_MIN = 48). 6.12's
-        // MODULES_VSIZE is 2 GiB; 6.1's is 128 MiB, but with CONFIG_ARM64_MODULE_PLTS its
-        // module_alloc() falls back to a 2 GiB window from module_alloc_base when the region is
-        // full (arch/arm64/kernel/module.c), so modules can use 2 GiB on both.
-        Arch::Aarch64 => (0xffff_8000_0000_0000, 0xffff_8000_8000_0000),
+        Arch::Aarch64 => match profile.version() {
+            // arch/arm64/include/asm/memory.h: MODULES_VADDR = _PAGE_END(VA_BITS_MIN = 48),
+            // MODULES_VSIZE 128 MiB; with CONFIG_ARM64_MODULE_PLTS, module_alloc() falls back
+            // to a 2 GiB window from module_alloc_base when that is full
+            // (arch/arm64/kernel/module.c), so modules can use 2 GiB.
+            KernelVersion::V6_1 => (0xffff_8000_0000_0000, 0xffff_8000_8000_0000),
+            // arch/arm64/mm/init.c module_init_limits(): the fallback window is
+            // [kernel_end - 2 GiB, kernel_end), so every module reaches every kernel symbol
+            // with a 32-bit PC-relative reference. The simulated image ends 64 MiB after its base.
+            KernelVersion::V6_12 => {
+                let kernel_end = kernel_image_base(profile) + KERNEL_IMAGE_SPAN;
+                (kernel_end - (2 << 30), kernel_image_base(profile))
+            }
+        },
     }
 }
+
+/// How much address space the simulated kernel image takes (its symbols and per-cpu area).
+const KERNEL_IMAGE_SPAN: u64 = 0x0400_0000;
 
 /// Where the simulator puts vmlinux's symbols: the kernel image's text base.
 pub fn kernel_image_base(profile: &Profile) -> u64 {

@@ -723,6 +723,7 @@ fn read_init_exit(kernel: &Kernel, l: &mut Loading) {
 fn complete_formation(kernel: &mut Kernel, l: &mut Loading) -> SysResult {
     symbols::verify_exported_symbols(kernel, &l.module).map_err(fail("verify_exported_symbols"))?;
     l.module.state = ModuleState::Coming;
+    kernel.index_exports(&l.module);
     kernel.modules.insert(0, l.module.clone());
     Ok(())
 }
@@ -743,6 +744,7 @@ fn mod_sysfs_setup(kernel: &mut Kernel, l: &Loading) -> SysResult {
 fn remove_formed(kernel: &mut Kernel, name: &str) -> Option<Module> {
     let i = kernel.modules.iter().position(|m| m.name == name)?;
     let m = kernel.modules.remove(i);
+    kernel.unindex_exports(&m);
     Some(m)
 }
 

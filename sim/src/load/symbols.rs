@@ -55,16 +55,12 @@ pub fn find_symbol(kernel: &Kernel, name: &str, gplok: bool) -> Option<Found> {
             });
         }
     }
-    for m in &kernel.modules {
-        if m.state == ModuleState::Unformed {
-            continue;
-        }
-        if let Some(e) = m.exports.get(name) {
-            if !gplok && e.gpl_only {
-                continue;
-            }
+    // The formed modules' exports (the kernel walks the module list; the simulator keeps an
+    // index of the same exports, so the result is the same).
+    if let Some((owner, e)) = kernel.exports.get(name) {
+        if gplok || !e.gpl_only {
             return Some(Found {
-                owner: Some(m.name.clone()),
+                owner: Some(owner.clone()),
                 value: e.value,
                 gpl_only: e.gpl_only,
                 namespace: e.namespace.clone(),
