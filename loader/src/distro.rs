@@ -73,7 +73,10 @@ pub enum DistroError {
     Deps(#[from] DepsError),
     /// A module file could not be read.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The module directory of `kernel` under an extracted root (`<root>/lib/modules/<release>`).
@@ -88,15 +91,27 @@ pub fn load_all(profile: &'static Profile, dir: &Path) -> Result<Report, DistroE
     let t0 = Instant::now();
     let graph: DepGraph = Depmod::new(dir).run()?;
     let depmod_time = t0.elapsed();
-    let settings = Settings { memory_limit: 8 << 30, ..Settings::default() };
+    let settings = Settings {
+        memory_limit: 8 << 30,
+        ..Settings::default()
+    };
     let mut kernel = Kernel::with_settings(profile, settings);
     let t1 = Instant::now();
     let mut outcomes = Vec::with_capacity(graph.load_order().len());
     let mut crcs_checked = 0;
     for &i in graph.load_order() {
-        let Some(m) = graph.modules().get(i) else { continue };
-        let bytes = std::fs::read(&m.path).map_err(|source| DistroError::Io { path: m.path.clone(), source })?;
-        let flags = if m.path.extension().is_some_and(|x| x == "xz") { MODULE_INIT_COMPRESSED_FILE } else { 0 };
+        let Some(m) = graph.modules().get(i) else {
+            continue;
+        };
+        let bytes = std::fs::read(&m.path).map_err(|source| DistroError::Io {
+            path: m.path.clone(),
+            source,
+        })?;
+        let flags = if m.path.extension().is_some_and(|x| x == "xz") {
+            MODULE_INIT_COMPRESSED_FILE
+        } else {
+            0
+        };
         let r = kernel.finit_module_bytes(bytes, Some(b""), flags);
         let log: Vec<String> = kernel.take_log().into_iter().map(|l| l.text).collect();
         if r.is_ok() {

@@ -102,7 +102,9 @@ fn sim_backend(kernel: &str) -> Result<SimBackend, String> {
     }
     let path = Path::new(kernel);
     if path.is_dir() {
-        return Profile::from_headers_dir(path).map(SimBackend::new).map_err(|e| format!("{}: {e}", path.display()));
+        return Profile::from_headers_dir(path)
+            .map(SimBackend::new)
+            .map_err(|e| format!("{}: {e}", path.display()));
     }
     Err(format!(
         "unknown kernel '{kernel}': give one of {} or a linux-headers-* directory",

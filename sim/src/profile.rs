@@ -496,7 +496,7 @@ fn decode_hex(what: &str, s: &str) -> Result<Vec<u8>> {
         }
     }
     let b = s.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err(invalid(format!("{what}: odd number of hex digits")));
     }
     b.chunks_exact(2)
@@ -587,11 +587,12 @@ impl Parts {
 
         // struct module: sane size, 8-aligned pointer fields inside it, name[56] inside it
         let size = self.sizeof_struct_module;
-        if !(64..=65536).contains(&size) || size % 8 != 0 {
+        if !(64..=65536).contains(&size) || !size.is_multiple_of(8) {
             return Err(invalid(format!("sizeof(struct module) = {size}")));
         }
         let (name_off, init_off, exit_off) = self.this_module;
-        let ptr_ok = |off: u64| off % 8 == 0 && off.checked_add(8).is_some_and(|e| e <= size);
+        let ptr_ok =
+            |off: u64| off.is_multiple_of(8) && off.checked_add(8).is_some_and(|e| e <= size);
         if name_off.checked_add(56).is_none_or(|e| e > size)
             || !ptr_ok(init_off)
             || exit_off.is_some_and(|o| !ptr_ok(o))

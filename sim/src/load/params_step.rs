@@ -17,7 +17,7 @@ fn namer<'a>(
 ) -> impl Fn(u64) -> Option<String> + 'a {
     let base = kernel_image_base(kernel_profile);
     move |addr: u64| {
-        if addr >= base && (addr - base) % 16 == 0 {
+        if addr >= base && (addr - base).is_multiple_of(16) {
             let i = usize::try_from((addr - base) / 16).ok()?;
             if let Some((name, _)) = kernel_profile.exports().get_index(i) {
                 return Some(name.clone());

@@ -357,7 +357,7 @@ fn ddebug_parse_query(
     modname: Option<&[u8]>,
     log: &mut KernelLog,
 ) -> Result<(), Errno> {
-    if words.len() % 2 != 0 {
+    if !words.len().is_multiple_of(2) {
         pr_err(log, b"expecting pairs of match-spec <value>");
         return Err(Errno::EINVAL);
     }
