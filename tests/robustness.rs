@@ -1,0 +1,137 @@
+//! Untrusted module images never panic the simulator, whatever the kernel profile: every
+//! fixture and every broken variant through both system calls of a fresh kernel of each of the
+//! four profiles, and random mutations of real fixtures through the whole load path.
+
+use std::sync::OnceLock;
+
+use modsim_tests::{KERNELS, fixtures};
+use proptest::prelude::*;
+use sim::kernel::{Kernel, MODULE_INIT_COMPRESSED_FILE};
+use sim::profile::Profile;
+
+fn fixture_files(kernel: &str) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(fixtures(kernel))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".ko"))
+        .filter_map(|p| {
+            Some((
+                p.file_name()?.to_string_lossy().into_owned(),
+                std::fs::read(&p).ok()?,
+            ))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_fixture_and_variant_loads_or_fails_cleanly_on_every_profile() {
+    let mut loads = 0;
+    let mut loaded = 0;
+    for k in KERNELS {
+        let p = Profile::builtin(k).unwrap_or_else(|e| panic!("{e}"));
+        for target in KERNELS {
+            for (name, bytes) in fixture_files(target) {
+                for flags in [0, 1, 2, 3, MODULE_INIT_COMPRESSED_FILE] {
+                    let mut kernel = Kernel::new(p);
+                    loaded += usize::from(
+                        kernel
+                            .finit_module_bytes(bytes.clone(), Some(b"p_int=1 p_charp=x"), flags)
+                            .is_ok(),
+                    );
+                    let _ = kernel.init_module(&bytes, None);
+                    loads += 2;
+                    // Whatever loaded can be unloaded (forced if it has no exit).
+                    let names: Vec<String> = kernel.modules().map(|m| m.name.clone()).collect();
+                    for n in names {
+                        let _ = kernel.delete_module(n.as_bytes(), 0o1000);
+                    }
+                    // Newest first, so users go before what they use: nothing may remain, and a
+                    // failed load must not have left memory behind.
+                    assert!(
+                        kernel.modules().next().is_none(),
+                        "{k} {target}/{name} flags {flags}: modules left"
+                    );
+                    assert_eq!(
+                        kernel.memory().used(),
+                        0,
+                        "{k} {target}/{name} flags {flags}: memory left"
+                    );
+                }
+            }
+        }
+    }
+    println!("{loads} loads, {loaded} succeeded");
+    assert!(
+        loads > 2000 && loaded > 100,
+        "{loads} loads, {loaded} succeeded: fixtures missing?"
+    );
+}
+
+#[test]
+fn a_kernel_is_a_value_that_threads_can_share_and_tests_can_make_by_the_thousand() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Kernel>();
+    let p = Profile::builtin("debian-6.12-arm64").unwrap_or_else(|e| panic!("{e}"));
+    let kernels: Vec<Kernel> = (0..2000).map(|_| Kernel::new(p)).collect();
+    assert!(
+        kernels
+            .iter()
+            .all(|k| k.modules().next().is_none() && k.tainted() == 0)
+    );
+    std::thread::scope(|s| {
+        for k in kernels.into_iter().take(4) {
+            s.spawn(move || assert_eq!(k.proc_modules(), ""));
+        }
+    });
+}
+
+fn corpus() -> &'static Vec<(&'static str, Vec<u8>)> {
+    static C: OnceLock<Vec<(&'static str, Vec<u8>)>> = OnceLock::new();
+    C.get_or_init(|| {
+        let mut v = Vec::new();
+        for k in KERNELS {
+            for name in ["mp_types.ko", "mp_export.ko", "mp_plt.ko", "mp_lib.ko.xz"] {
+                if let Ok(b) = std::fs::read(fixtures(k).join(name)) {
+                    v.push((k, b));
+                }
+            }
+        }
+        v
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+    /// Property: flipping, truncating or overwriting bytes of a real module never panics the
+    /// load path (any errno is fine).
+    #[test]
+    fn mutated_modules_never_panic_the_load_path(
+        pick in 0usize..16,
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..16),
+        cut in prop::option::of(any::<prop::sample::Index>()),
+    ) {
+        let c = corpus();
+        prop_assume!(!c.is_empty());
+        let (k, bytes) = &c[pick % c.len()];
+        let mut b = bytes.clone();
+        for (i, v) in &edits {
+            let at = i.index(b.len());
+            b[at] = *v;
+        }
+        if let Some(cut) = cut {
+            b.truncate(cut.index(b.len() + 1));
+        }
+        let p = Profile::builtin(k).unwrap_or_else(|e| panic!("{e}"));
+        let mut kernel = Kernel::new(p);
+        let flags = if b.starts_with(b"\xfd7zXZ") { MODULE_INIT_COMPRESSED_FILE } else { 0 };
+        let _ = kernel.finit_module_bytes(b.clone(), Some(b""), flags);
+        let _ = kernel.init_module(&b, Some(b"p_int=3"));
+    }
+}
