@@ -16,6 +16,7 @@ pub mod backend;
 pub mod deps;
 pub mod distro;
 pub mod errno;
+pub mod explain;
 pub mod file;
 pub mod kernel_backend;
 pub mod modinfo;

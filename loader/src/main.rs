@@ -25,6 +25,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Load a module into the simulator and narrate every step of the kernel's load path.
+    Explain {
+        /// The simulated kernel: a profile name or a linux-headers-* directory.
+        #[arg(long, default_value = DEFAULT_PROFILE)]
+        kernel: String,
+        /// Print the trace as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// finit_module flags (1: ignore modversions, 2: ignore vermagic).
+        #[arg(long, default_value_t = 0)]
+        flags: u32,
+        /// The module file (.ko, .ko.xz, .ko.gz, .ko.zst).
+        file: PathBuf,
+        /// Parameters, `name=value` each, joined with spaces as insmod does.
+        params: Vec<String>,
+    },
     /// Run and compare scenario files (JSON Lines of module system calls).
     #[command(subcommand)]
     Scenario(ScenarioCmd),
@@ -112,9 +128,52 @@ fn sim_backend(kernel: &str) -> Result<SimBackend, String> {
     ))
 }
 
+fn explain(kernel: &str, json: bool, flags: u32, file: &Path, params: &[String]) -> ExitCode {
+    let backend = match sim_backend(kernel) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("modloader: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let profile = backend.kernel().profile_ref();
+    let e = match loader::explain::explain(profile, file, &params.join(" "), flags) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("modloader: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let r = if json {
+        serde_json::to_writer_pretty(&mut out, &e)
+            .map_err(std::io::Error::other)
+            .and_then(|()| writeln!(out))
+    } else {
+        loader::explain::narrate(&e, &mut out)
+    };
+    if let Err(err) = r {
+        if err.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("modloader: {err}");
+        }
+    }
+    if e.errno.is_some() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Explain {
+            kernel,
+            json,
+            flags,
+            file,
+            params,
+        } => explain(&kernel, json, flags, &file, &params),
         Command::Scenario(ScenarioCmd::Run {
             backend,
             kernel,

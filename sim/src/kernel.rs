@@ -283,6 +283,8 @@ pub struct Kernel {
     pub(crate) exports: HashMap<String, (String, ModuleExport)>,
     /// What `init` returns for modules without a hook of their own.
     pub(crate) default_init_return: i32,
+    /// The trace of the load path, when tracing is on.
+    pub(crate) trace: Option<Vec<crate::trace::TraceEvent>>,
     /// The next free address in the module area.
     pub(crate) next_module_addr: u64,
 }
@@ -329,6 +331,7 @@ impl Kernel {
             init_hooks: HashMap::new(),
             exports: HashMap::new(),
             default_init_return: 0,
+            trace: None,
             next_module_addr,
         }
     }
@@ -336,6 +339,11 @@ impl Kernel {
     /// The profile this machine runs.
     pub fn profile(&self) -> &Profile {
         &self.profile
+    }
+
+    /// The profile handle (cheap to clone), to start another machine of the same kind.
+    pub fn profile_ref(&self) -> ProfileRef {
+        self.profile.clone()
     }
 
     /// The settings.
@@ -353,6 +361,67 @@ impl Kernel {
     pub fn set_init_return(&mut self, name: &str, ret: i32) {
         self.init_hooks
             .insert(name.to_string(), Arc::new(move |_| ret));
+    }
+
+    /// Turn the load-path trace on (or off, dropping what was traced).
+    pub fn set_tracing(&mut self, on: bool) {
+        self.trace = if on { Some(Vec::new()) } else { None };
+    }
+
+    /// Remove and return the trace recorded so far (empty when tracing is off).
+    pub fn take_trace(&mut self) -> Vec<crate::trace::TraceEvent> {
+        self.trace.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Record a trace event (no-op when tracing is off; `f` is not even called).
+    pub(crate) fn trace(&mut self, f: impl FnOnce() -> crate::trace::TraceEvent) {
+        if let Some(t) = &mut self.trace {
+            t.push(f());
+        }
+    }
+
+    /// True when the load path is being traced.
+    pub(crate) fn tracing(&self) -> bool {
+        self.trace.is_some()
+    }
+
+    /// Record a trace event built by the caller (only when tracing).
+    pub(crate) fn push_trace(&mut self, ev: crate::trace::TraceEvent) {
+        if let Some(t) = &mut self.trace {
+            t.push(ev);
+        }
+    }
+
+    /// The last trace event of a system call: how it ended, with the log lines it printed.
+    fn trace_outcome(&mut self, r: &SysResult, log_start: usize) {
+        if self.trace.is_none() {
+            return;
+        }
+        let lines: Vec<String> = self
+            .log
+            .lines()
+            .iter()
+            .skip(log_start)
+            .map(|l| l.text.clone())
+            .collect();
+        let ev = match r {
+            Ok(()) => crate::trace::TraceEvent::new(
+                "load_module",
+                "kernel/module/main.c",
+                "the module is loaded and LIVE",
+            ),
+            Err(e) => {
+                let mut ev = crate::trace::TraceEvent::new(
+                    e.step,
+                    "kernel/module/main.c",
+                    crate::trace::hint(e.step, e.errno),
+                );
+                ev.failed = Some(e.errno.name());
+                ev
+            }
+        };
+        let ev = lines.into_iter().fold(ev, |ev, l| ev.with("kernel log", l));
+        self.trace(|| ev);
     }
 
     /// Make `init` of every module without a hook of its own return `ret`.
@@ -439,6 +508,13 @@ impl Kernel {
     /// `init_module(2)`: models `SYSCALL_DEFINE3(init_module)` (kernel/module/main.c).
     /// `uargs` is the parameter string (`None`: a NULL pointer).
     pub fn init_module(&mut self, image: &[u8], uargs: Option<&[u8]>) -> SysResult {
+        let start = self.log.lines().len();
+        let r = self.init_module_inner(image, uargs);
+        self.trace_outcome(&r, start);
+        r
+    }
+
+    fn init_module_inner(&mut self, image: &[u8], uargs: Option<&[u8]>) -> SysResult {
         self.may_init_module()?;
         // copy_module_from_user(): shorter than an ELF header → ENOEXEC.
         if image.len() < 64 {
@@ -452,6 +528,18 @@ impl Kernel {
 
     /// `finit_module(2)`: models `SYSCALL_DEFINE3(finit_module)` (kernel/module/main.c).
     pub fn finit_module(&mut self, fd: FinitFd<'_>, uargs: Option<&[u8]>, flags: u32) -> SysResult {
+        let start = self.log.lines().len();
+        let r = self.finit_module_inner(fd, uargs, flags);
+        self.trace_outcome(&r, start);
+        r
+    }
+
+    fn finit_module_inner(
+        &mut self,
+        fd: FinitFd<'_>,
+        uargs: Option<&[u8]>,
+        flags: u32,
+    ) -> SysResult {
         self.may_init_module()?;
         if flags
             & !(MODULE_INIT_IGNORE_MODVERSIONS
@@ -463,11 +551,23 @@ impl Kernel {
         }
         let buf = crate::file::kernel_read_file_from_fd(fd, self.settings.memory_limit)
             .map_err(|e| SysError::new("kernel_read_file", e))?;
-        self.finit_module_bytes(buf, uargs, flags)
+        self.finit_module_bytes_inner(buf, uargs, flags)
     }
 
     /// `finit_module(2)` on a file already read into memory (skips the descriptor checks).
     pub fn finit_module_bytes(
+        &mut self,
+        buf: Vec<u8>,
+        uargs: Option<&[u8]>,
+        flags: u32,
+    ) -> SysResult {
+        let start = self.log.lines().len();
+        let r = self.finit_module_bytes_inner(buf, uargs, flags);
+        self.trace_outcome(&r, start);
+        r
+    }
+
+    fn finit_module_bytes_inner(
         &mut self,
         buf: Vec<u8>,
         uargs: Option<&[u8]>,

@@ -15,5 +15,6 @@ pub mod memory;
 pub mod params;
 pub mod profile;
 pub mod taint;
+pub mod trace;
 
 pub use errno::Errno;

@@ -87,8 +87,8 @@ fn align(x: u64, a: u64) -> u64 {
     }
 }
 
-/// The regions of 6.12's `enum mod_mem_type`, in its order; 6.1's core/init layouts map onto
-/// `Text` (the whole core) and `InitText` (the whole init).
+/// The regions of 6.12's `enum mod_mem_type` (`MOD_TEXT`, `MOD_DATA`, ...), in its order; 6.1's
+/// `core_layout` and `init_layout` map onto `Text` and `InitText`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MemType {
     Text = 0,

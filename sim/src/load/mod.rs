@@ -29,6 +29,7 @@ use crate::kernel::{
 use crate::memory::RegionKind;
 use crate::profile::{Arch, KernelVersion};
 use crate::taint::Taint;
+use crate::trace::{TraceEvent, reloc_type_name};
 use layout::{
     LayoutSection, MemType, SHF_ALLOC, SHF_EXECINSTR, SHF_RO_AFTER_INIT, SHF_WRITE, SHT_NOBITS,
 };
@@ -89,6 +90,24 @@ pub fn load_module(
         &mut kernel.log,
     )
     .map_err(fail("module_sig_check"))?;
+    let image_len = image.len();
+    if kernel.tracing() {
+        let ev = {
+            TraceEvent::new(
+            "module_sig_check",
+            "kernel/module/signing.c",
+            if sig.sig_ok {
+                "the appended signature was made by the kernel's module key: sig_ok"
+            } else {
+                "no signature the kernel can verify: the module loads unsigned and taints the kernel E"
+            },
+        )
+        .with("image bytes", image_len)
+        .with("bytes after the signature trailer is stripped", sig.len)
+        .with("sig_enforce", sig_settings.sig_enforce)
+        };
+        kernel.push_trace(ev);
+    }
     let info = elf_check::check_elf(
         &kernel.profile,
         image,
@@ -101,6 +120,25 @@ pub fn load_module(
         KernelVersion::V6_1 => "elf_validity_check",
         KernelVersion::V6_12 => "elf_validity_cache_copy",
     }))?;
+    if kernel.tracing() {
+        let ev = {
+            TraceEvent::new(
+                match version {
+                    KernelVersion::V6_1 => "elf_validity_check",
+                    KernelVersion::V6_12 => "elf_validity_cache_copy",
+                },
+                "kernel/module/main.c",
+                "the ELF header, section table and the module's special sections are valid",
+            )
+            .with("e_machine", info.e_machine)
+            .with("sections", info.sections.len())
+            .with("module name (info->name)", &info.name)
+            .with("vermagic", info.modinfo.get("vermagic").unwrap_or("(none)"))
+            .with("license", info.modinfo.get("license").unwrap_or("(none)"))
+            .with("__versions entries", info.versions.len())
+        };
+        kernel.push_trace(ev);
+    }
     let module = new_module(kernel, &info);
     let shnum = info.sections.len();
     let mut l = Loading {
@@ -168,8 +206,10 @@ fn load_6_1(kernel: &mut Kernel, l: &mut Loading, uargs: Option<&[u8]>) -> SysRe
     if !checks::check_modstruct_version(kernel, &l.info, &mut l.module) {
         return Err(SysError::new("check_modstruct_version", Errno::ENOEXEC));
     }
+    trace_versions(kernel, l);
     checks::check_modinfo_6_1(kernel, &l.info, &mut l.module, l.flags)
         .map_err(fail("check_modinfo"))?;
+    trace_modinfo(kernel, l);
     layout_and_allocate(kernel, l)?;
     add_unformed_module(kernel, &l.module)?;
     let sig_ok = l.info.sig_ok;
@@ -194,8 +234,10 @@ fn load_6_12(kernel: &mut Kernel, l: &mut Loading, uargs: Option<&[u8]>) -> SysR
     if !checks::check_modstruct_version(kernel, &l.info, &mut l.module) {
         return Err(SysError::new("check_modstruct_version", Errno::ENOEXEC));
     }
+    trace_versions(kernel, l);
     checks::check_modinfo_6_12(kernel, &l.info, &mut l.module, l.flags)
         .map_err(fail("check_modinfo"))?;
+    trace_modinfo(kernel, l);
     add_unformed_module(kernel, &l.module)
         .map_err(|e| SysError::new("module_patient_check_exists", e.errno))?;
     layout_and_allocate(kernel, l)?;
@@ -283,7 +325,9 @@ fn layout_and_allocate(kernel: &mut Kernel, l: &mut Loading) -> SysResult {
             s.flags |= SHF_ALLOC;
         }
     }
-    move_module(kernel, l, &lay)
+    move_module(kernel, l, &lay)?;
+    trace_layout(kernel, l);
+    Ok(())
 }
 
 /// The counts `layout_symtab()` needs: `is_core_symbol()` decides which symbols stay.
@@ -446,9 +490,24 @@ fn after_unformed(
         shnum,
     )
     .map_err(fail("simplify_symbols"))?;
+    trace_symbols(kernel, l, &syms);
     apply_relocations(kernel, l, &syms)?;
+    trace_relocations(kernel, l);
     // post_relocation(): the kernel's export tables are now readable.
     read_exports(kernel, l)?;
+    if kernel.tracing() {
+        let ev = {
+            let names: Vec<&str> = l.module.exports.keys().map(String::as_str).collect();
+            TraceEvent::new(
+                "find_module_sections",
+                "kernel/module/main.c",
+                "the module's export table, read from relocated memory",
+            )
+            .with("exports", names.len())
+            .with("names", names.join(" "))
+        };
+        kernel.push_trace(ev);
+    }
     read_init_exit(kernel, l);
     // mod->args = strndup_user(uargs): a NULL pointer faults here, late.
     let args = params_step::strndup_user(uargs).map_err(fail("strndup_user"))?;
@@ -466,7 +525,185 @@ fn after_unformed(
         remove_formed(kernel, &l.module.name);
         return Err(e);
     }
+    if kernel.tracing() {
+        let ev = {
+            let params = kernel
+                .module(&l.module.name)
+                .map(|m| m.params.clone())
+                .unwrap_or_default();
+            let mut ev = TraceEvent::new(
+                "parse_args",
+                "kernel/params.c",
+                "the parameter string was parsed into the module's __param table",
+            );
+            for (k, v) in params {
+                ev = ev.with(format!("/sys/module/{}/parameters/{k}", l.module.name), v);
+            }
+            ev
+        };
+        kernel.push_trace(ev);
+    }
     do_init_module(kernel, l)
+}
+
+fn trace_versions(kernel: &mut Kernel, l: &Loading) {
+    if kernel.tracing() {
+        let ev = {
+            let own = l
+                .info
+                .versions
+                .iter()
+                .find(|v| v.name == "module_layout")
+                .map(|v| format!("{:#010x}", v.crc));
+            let kern = kernel
+                .profile
+                .export("module_layout")
+                .map(|e| format!("{:#010x}", e.crc));
+            TraceEvent::new(
+                "check_modstruct_version",
+                "kernel/module/version.c",
+                "the module was built against this kernel's struct module (module_layout CRC)",
+            )
+            .with(
+                "module's CRC of module_layout",
+                own.unwrap_or_else(|| "(no __versions entry)".into()),
+            )
+            .with(
+                "kernel's CRC of module_layout",
+                kern.unwrap_or_else(|| "(not exported)".into()),
+            )
+        };
+        kernel.push_trace(ev);
+    }
+}
+
+fn trace_modinfo(kernel: &mut Kernel, l: &Loading) {
+    if kernel.tracing() {
+        let ev = {
+            TraceEvent::new(
+                "check_modinfo",
+                "kernel/module/main.c",
+                "version magic and the taints .modinfo implies",
+            )
+            .with(
+                "module vermagic",
+                l.info.modinfo.get("vermagic").unwrap_or("(none)"),
+            )
+            .with("kernel vermagic", kernel.profile.vermagic())
+            .with(
+                "compared",
+                if l.info.index.vers != 0 {
+                    "the part after the first space (the module has __versions)"
+                } else {
+                    "the whole string"
+                },
+            )
+            .with("module taints so far", l.module.taint_letters())
+        };
+        kernel.push_trace(ev);
+    }
+}
+
+fn trace_layout(kernel: &mut Kernel, l: &Loading) {
+    if kernel.tracing() {
+        let ev = {
+            let mut ev = TraceEvent::new(
+                "layout_and_allocate",
+                "kernel/module/main.c",
+                "sections laid out into the module's memory regions",
+            );
+            for t in MemType::ALL {
+                if l.region[t as usize] != 0 {
+                    let name = match (kernel.version(), t) {
+                        (KernelVersion::V6_1, MemType::Text) => "core_layout".to_string(),
+                        (KernelVersion::V6_1, MemType::InitText) => "init_layout".to_string(),
+                        (_, t) => format!("{t:?}"),
+                    };
+                    ev = ev.with(
+                        format!("region {name}"),
+                        format!(
+                            "{:#x} size {:#x}",
+                            l.region[t as usize], l.region_size[t as usize]
+                        ),
+                    );
+                }
+            }
+            for (i, s) in l.info.sections.iter().enumerate() {
+                if l.addr[i] != 0 && s.flags & SHF_ALLOC != 0 {
+                    ev = ev.with(
+                        format!("section {}", s.name),
+                        format!("{:#x} size {:#x}", l.addr[i], s.size),
+                    );
+                }
+            }
+            ev.with("size with init memory (freed after init)", l.module.size)
+        };
+        kernel.push_trace(ev);
+    }
+}
+
+fn trace_symbols(kernel: &mut Kernel, l: &Loading, syms: &[SimpleSym]) {
+    if kernel.tracing() {
+        let ev = {
+            let undef: Vec<&SimpleSym> = syms
+                .iter()
+                .skip(1)
+                .filter(|s| s.shndx == symbols::SHN_UNDEF)
+                .collect();
+            let from_kernel = undef
+                .iter()
+                .filter(|s| kernel.profile.export(&s.name).is_some())
+                .count();
+            let weak_unresolved = undef.iter().filter(|s| s.value == 0).count();
+            TraceEvent::new(
+                "simplify_symbols",
+                "kernel/module/main.c",
+                "undefined symbols resolved, each CRC checked against its exporter (check_version)",
+            )
+            .with("symbols", syms.len())
+            .with("undefined", undef.len())
+            .with("resolved from vmlinux (Module.symvers)", from_kernel)
+            .with(
+                "resolved from modules",
+                undef.len() - from_kernel - weak_unresolved,
+            )
+            .with("weak, left at 0", weak_unresolved)
+            .with("uses modules", l.module.uses.join(" "))
+        };
+        kernel.push_trace(ev);
+    }
+}
+
+fn trace_relocations(kernel: &mut Kernel, l: &Loading) {
+    if kernel.tracing() {
+        let ev = {
+            let aarch64 = kernel.profile.arch() == Arch::Aarch64;
+            let mut counts: std::collections::BTreeMap<u32, usize> =
+                std::collections::BTreeMap::new();
+            for (i, relas) in &l.relas {
+                let target = l.info.sections.get(*i).map_or(0, |s| s.info as usize);
+                if l.info
+                    .sections
+                    .get(target)
+                    .is_some_and(|t| t.flags & SHF_ALLOC != 0)
+                {
+                    for r in relas {
+                        *counts.entry(r.r_type).or_default() += 1;
+                    }
+                }
+            }
+            let mut ev = TraceEvent::new(
+                "apply_relocations",
+                "arch/*/kernel/module.c",
+                "relocations applied into module memory",
+            );
+            for (t, n) in counts {
+                ev = ev.with(reloc_type_name(aarch64, t), n);
+            }
+            ev
+        };
+        kernel.push_trace(ev);
+    }
 }
 
 fn percpu_base(kernel: &Kernel) -> u64 {
@@ -766,6 +1003,21 @@ fn do_init_module(kernel: &mut Kernel, l: &mut Loading) -> SysResult {
         l.module.regions.clear();
         l.module.uses.clear();
         return Err(SysError::new("do_init_module", Errno(-ret)));
+    }
+    if kernel.tracing() {
+        let ev = {
+            TraceEvent::new(
+                "do_init_module",
+                "kernel/module/main.c",
+                if l.module.has_init {
+                    "the module's init function ran"
+                } else {
+                    "the module has no init function"
+                },
+            )
+            .with("init returned", ret)
+        };
+        kernel.push_trace(ev);
     }
     if ret > 0 {
         kernel.log.warn(format!(
