@@ -11,6 +11,7 @@
 //!   undefined symbols, signature.
 //! - [`deps`]: depmod's work: which module provides which symbol, dependencies, load order,
 //!   `modules.dep`.
+//! - [`params`]: parameter strings quoted so the kernel's `next_arg()` reads them back.
 
 pub mod backend;
 pub mod deps;
@@ -19,5 +20,6 @@ pub mod errno;
 pub mod file;
 pub mod kernel_backend;
 pub mod modinfo;
+pub mod params;
 pub mod scenario;
 pub mod sim_backend;
