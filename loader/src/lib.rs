@@ -11,6 +11,8 @@
 //!   undefined symbols, signature.
 //! - [`deps`]: depmod's work: which module provides which symbol, dependencies, load order,
 //!   `modules.dep`.
+//! - [`insert`]: inserting a module file like libkmod (`finit_module` first, compression,
+//!   force flags, `init_module` fallback) with kmod's error texts.
 //! - [`params`]: parameter strings quoted so the kernel's `next_arg()` reads them back.
 
 pub mod backend;
@@ -18,6 +20,7 @@ pub mod deps;
 pub mod distro;
 pub mod errno;
 pub mod file;
+pub mod insert;
 pub mod kernel_backend;
 pub mod modinfo;
 pub mod params;
