@@ -14,8 +14,10 @@
 //! - [`insert`]: inserting a module file like libkmod (`finit_module` first, compression,
 //!   force flags, `init_module` fallback) with kmod's error texts.
 //! - [`params`]: parameter strings quoted so the kernel's `next_arg()` reads them back.
+//! - [`cli`]: kmod's `insmod`, `rmmod` and `lsmod` on any backend.
 
 pub mod backend;
+pub mod cli;
 pub mod deps;
 pub mod distro;
 pub mod errno;
