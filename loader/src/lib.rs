@@ -11,14 +11,21 @@
 //!   undefined symbols, signature.
 //! - [`deps`]: depmod's work: which module provides which symbol, dependencies, load order,
 //!   `modules.dep`.
+//! - [`insert`]: inserting a module file like libkmod (`finit_module` first, compression,
+//!   force flags, `init_module` fallback) with kmod's error texts.
+//! - [`params`]: parameter strings quoted so the kernel's `next_arg()` reads them back.
+//! - [`cli`]: kmod's `insmod`, `rmmod` and `lsmod` on any backend.
 
 pub mod backend;
+pub mod cli;
 pub mod deps;
 pub mod distro;
 pub mod errno;
 pub mod explain;
 pub mod file;
+pub mod insert;
 pub mod kernel_backend;
 pub mod modinfo;
+pub mod params;
 pub mod scenario;
 pub mod sim_backend;

@@ -1,11 +1,19 @@
 //! `modloader`: kmod-like module loading against the simulator or the real kernel.
+//!
+//! `modloader [--backend sim|kernel] [--kernel PROFILE|DIR] insmod|rmmod|lsmod ARGS...` runs
+//! kmod's tool with kmod's own argument syntax. Invoked under the name `insmod`, `rmmod` or
+//! `lsmod` (a symlink), the binary is that tool; the backend then comes from the environment:
+//! `MODLOADER_BACKEND` (`sim`, the default, or `kernel`) and `MODLOADER_KERNEL` (a profile name
+//! or a linux-headers directory, default `debian-6.1-amd64`).
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use loader::backend::Backend;
+use loader::cli::{Console, Machine};
 use loader::kernel_backend::KernelBackend;
 use loader::scenario::compare::{CompareOptions, compare};
 use loader::scenario::{self, Recording, Scenario};
@@ -19,6 +27,14 @@ use sim::profile::Profile;
     about = "Load Linux kernel modules into a simulated kernel or the real one"
 )]
 struct Cli {
+    /// The kernel insmod, rmmod and lsmod talk to [default: sim].
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
+    /// For insmod, rmmod and lsmod on the simulator: a profile name (debian-6.1-amd64,
+    /// debian-6.1-arm64, debian-6.12-amd64, debian-6.12-arm64) or a Debian linux-headers-*
+    /// directory [default: debian-6.1-amd64].
+    #[arg(long)]
+    kernel: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,6 +62,41 @@ enum Command {
     Scenario(ScenarioCmd),
     /// Compute module dependencies like kmod's depmod and print them (nothing is written).
     Depmod(DepmodArgs),
+    /// kmod's insmod: `insmod [-f] [-s] [-v] FILE [PARAM[=VALUE]...]` (`insmod -h` for help).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Insmod(ToolArgs),
+    /// kmod's rmmod: `rmmod [-f] [-s] [-v] NAME...` (`rmmod -h` for help).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Rmmod(ToolArgs),
+    /// kmod's lsmod: the loaded modules (on the simulator: those of this one process).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Lsmod(ToolArgs),
+}
+
+/// A kmod tool's arguments, passed on as they are.
+#[derive(clap::Args)]
+struct ToolArgs {
+    /// Options and arguments in kmod's syntax.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    args: Vec<OsString>,
+}
+
+/// The kmod tools `modloader` can be, by name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tool {
+    Insmod,
+    Rmmod,
+    Lsmod,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Insmod => "insmod",
+            Tool::Rmmod => "rmmod",
+            Tool::Lsmod => "lsmod",
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -164,8 +215,101 @@ fn explain(kernel: &str, json: bool, flags: u32, file: &Path, params: &[String])
     }
 }
 
+/// The kernel the tools use: the running one, or a simulated one (an unknown profile is
+/// reported by the tool, after its arguments).
+fn machine(kind: BackendKind, kernel: &str) -> Machine {
+    match kind {
+        BackendKind::Kernel => Machine::Kernel(KernelBackend::new()),
+        BackendKind::Sim => match sim_backend(kernel) {
+            Ok(b) => Machine::Sim(Box::new(b)),
+            Err(e) => Machine::Unavailable(e),
+        },
+    }
+}
+
+/// Runs a kmod tool with its arguments on stdout and stderr.
+fn run_tool(tool: Tool, args: &[OsString], machine: &mut Machine) -> ExitCode {
+    let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
+    let (mut out, mut err) = (stdout.lock(), stderr.lock());
+    let mut con = Console::new(tool.name(), &mut out, &mut err);
+    let status = match tool {
+        Tool::Insmod => loader::cli::insmod::run(args, machine, &mut con),
+        Tool::Rmmod => loader::cli::rmmod::run(args, machine, &mut con),
+        Tool::Lsmod => loader::cli::lsmod::run(args, machine, &mut con),
+    };
+    ExitCode::from(status)
+}
+
+/// Multi-call mode: the binary invoked as `insmod`, `rmmod`, `lsmod` or `modinfo`; `None` for
+/// any other name.
+fn multi_call(argv0: &OsString, rest: &[OsString]) -> Option<ExitCode> {
+    let name = Path::new(argv0).file_name()?.to_str()?;
+    let tool = match name {
+        "insmod" => Tool::Insmod,
+        "rmmod" => Tool::Rmmod,
+        "lsmod" => Tool::Lsmod,
+        // ---- HOOK(modinfo) ------------------------------------------------------------------
+        // modinfo is `loader::cli::modinfo::run` (implemented on another branch). Once it is
+        // declared in loader/src/cli/mod.rs, replace this arm with a call to it, with the same
+        // machine and console as the other tools, e.g.:
+        //     "modinfo" => { /* build `machine` and `con` as below */
+        //         return Some(ExitCode::from(loader::cli::modinfo::run(rest, &mut machine, &mut con))) }
+        "modinfo" => {
+            eprintln!("modinfo: ERROR: modinfo is not part of this modloader build yet");
+            return Some(ExitCode::from(1));
+        }
+        // ---- end HOOK(modinfo) --------------------------------------------------------------
+        _ => return None,
+    };
+    let kind = match std::env::var("MODLOADER_BACKEND").as_deref() {
+        Err(_) | Ok("sim") => BackendKind::Sim,
+        Ok("kernel") => BackendKind::Kernel,
+        Ok(other) => {
+            eprintln!(
+                "{}: ERROR: MODLOADER_BACKEND={other}: give sim or kernel",
+                tool.name()
+            );
+            return Some(ExitCode::from(1));
+        }
+    };
+    let kernel = std::env::var("MODLOADER_KERNEL").unwrap_or_else(|_| DEFAULT_PROFILE.into());
+    let mut m = machine(kind, &kernel);
+    Some(run_tool(tool, rest, &mut m))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if let Some((argv0, rest)) = argv.split_first()
+        && let Some(code) = multi_call(argv0, rest)
+    {
+        return code;
+    }
+    let cli = Cli::parse_from(argv);
+    let tool_options = cli.backend.is_some() || cli.kernel.is_some();
+    let tool = match &cli.command {
+        Command::Insmod(a) => Some((Tool::Insmod, &a.args)),
+        Command::Rmmod(a) => Some((Tool::Rmmod, &a.args)),
+        Command::Lsmod(a) => Some((Tool::Lsmod, &a.args)),
+        _ => None,
+    };
+    if let Some((tool, args)) = tool {
+        let kind = cli.backend.unwrap_or(BackendKind::Sim);
+        if kind == BackendKind::Kernel && cli.kernel.is_some() {
+            eprintln!(
+                "modloader: --kernel names a simulated kernel; it does not go with --backend kernel"
+            );
+            return ExitCode::from(2);
+        }
+        let mut m = machine(kind, cli.kernel.as_deref().unwrap_or(DEFAULT_PROFILE));
+        return run_tool(tool, args, &mut m);
+    }
+    if tool_options {
+        eprintln!(
+            "modloader: --backend and --kernel before the subcommand are for insmod, rmmod and \
+             lsmod (scenario run takes its own)"
+        );
+        return ExitCode::from(2);
+    }
     match cli.command {
         Command::Explain {
             kernel,
@@ -186,6 +330,8 @@ fn main() -> ExitCode {
             actual,
         }) => compare_paths(&expected, &actual, CompareOptions { params: !no_params }),
         Command::Depmod(args) => depmod(&args),
+        // Handled above.
+        Command::Insmod(_) | Command::Rmmod(_) | Command::Lsmod(_) => ExitCode::SUCCESS,
     }
 }
 
