@@ -1185,7 +1185,10 @@ pub fn unknown_token(table: &[ParamDecl]) -> BoxedStrategy<Token> {
                 effect: Effect::Ignored,
             }),
             Some(v) => Some(Token {
-                text: Form::Plain.spell(&name, &v),
+                // The value may hold whitespace (a bool's tail): quote it if needed.
+                text: best_form(&v)
+                    .map(|(f, _)| f.spell(&name, &v))
+                    .unwrap_or_default(),
                 name,
                 value: Some(v),
                 effect: Effect::Ignored,
