@@ -9,6 +9,8 @@
 //!   `destroy_params`, sysfs show/store.
 //! - [`dyndbg`]: the `dyndbg` parameter.
 //! - [`standalone`]: a parameter table declared in Rust, without a module image.
+//! - `strategies` (feature `proptest`): proptest strategies for parameter strings over a
+//!   table, and a formatter that quotes values so the kernel reads them back unchanged.
 //!
 //! Values live in simulated memory exactly as the kernel lays them out; `charp` copies are
 //! heap regions (`kmalloc_parameter`). Log lines go to a [`KernelLog`] with the kernel's text.
@@ -26,6 +28,8 @@ pub mod module;
 pub mod ops;
 pub mod parse;
 pub mod standalone;
+#[cfg(feature = "proptest")]
+pub mod strategies;
 pub mod table;
 
 #[cfg(test)]
