@@ -150,6 +150,17 @@ pub(crate) fn parse_module_args(
     }
     let mut values: Vec<(String, String)> = Vec::new();
     for p in kp.iter().filter(|p| params::module::has_sysfs_file(p)) {
+        // A `get` in the module's own code (not a thin wrapper of a params.c function) cannot
+        // run here: say so instead of showing a value.
+        if let OpsKind::Custom(c) = &p.ops {
+            if let OpFn::Opaque(f) = &c.get {
+                values.push((
+                    p.name_str(),
+                    format!("<module code {f}() in custom ops {}>", c.symbol),
+                ));
+                continue;
+            }
+        }
         let v = match params::param_attr_show(p, &mut ctx) {
             Ok(mut b) => {
                 if b.last() == Some(&b'\n') {
