@@ -28,4 +28,5 @@ pub mod kernel_backend;
 pub mod modinfo;
 pub mod params;
 pub mod scenario;
+pub mod shell;
 pub mod sim_backend;

@@ -57,6 +57,10 @@ enum Command {
         /// Parameters, `name=value` each, joined with spaces as insmod does.
         params: Vec<String>,
     },
+    /// An interactive session on one kernel: insmod, rmmod, lsmod, dmesg, cat and ls of
+    /// /proc/modules and /sys/module (reads commands from standard input when it is not a
+    /// terminal). Takes the global --backend and --kernel.
+    Shell,
     /// Run and compare scenario files (JSON Lines of module system calls).
     #[command(subcommand)]
     Scenario(ScenarioCmd),
@@ -285,6 +289,39 @@ fn main() -> ExitCode {
         return code;
     }
     let cli = Cli::parse_from(argv);
+    if matches!(cli.command, Command::Shell) {
+        let kind = cli.backend.unwrap_or(BackendKind::Sim);
+        let kernel = cli.kernel.clone().unwrap_or_else(|| DEFAULT_PROFILE.into());
+        let mut m = machine(kind, &kernel);
+        if let Machine::Unavailable(e) = &m {
+            eprintln!("modloader: {e}");
+            return ExitCode::from(2);
+        }
+        use std::io::IsTerminal;
+        if std::io::stdin().is_terminal() {
+            println!(
+                "modloader shell on {} (help for commands, exit or ^D to leave)",
+                if kind == BackendKind::Sim {
+                    kernel.as_str()
+                } else {
+                    "the running kernel"
+                }
+            );
+            if let Err(e) = loader::shell::run_interactive(&mut m, "modloader> ") {
+                eprintln!("modloader: {e}");
+                return ExitCode::from(1);
+            }
+        } else {
+            let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+            loader::shell::run_lines(
+                &mut m,
+                &mut stdin.lock(),
+                &mut stdout.lock(),
+                &mut stderr.lock(),
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
     let tool_options = cli.backend.is_some() || cli.kernel.is_some();
     let tool = match &cli.command {
         Command::Insmod(a) => Some((Tool::Insmod, &a.args)),
@@ -331,7 +368,9 @@ fn main() -> ExitCode {
         }) => compare_paths(&expected, &actual, CompareOptions { params: !no_params }),
         Command::Depmod(args) => depmod(&args),
         // Handled above.
-        Command::Insmod(_) | Command::Rmmod(_) | Command::Lsmod(_) => ExitCode::SUCCESS,
+        Command::Insmod(_) | Command::Rmmod(_) | Command::Lsmod(_) | Command::Shell => {
+            ExitCode::SUCCESS
+        }
     }
 }
 

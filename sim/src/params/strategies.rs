@@ -177,7 +177,7 @@ impl Form {
                 return None;
             }
         }
-        Some(if (quotes + self.added_quotes()) % 2 == 0 {
+        Some(if (quotes + self.added_quotes()).is_multiple_of(2) {
             Placement::Anywhere
         } else {
             Placement::LastOnly
