@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use loader::backend::Backend;
 use loader::cli::{Console, Machine};
 use loader::kernel_backend::KernelBackend;
 use loader::scenario::compare::{CompareOptions, compare};
@@ -468,19 +467,14 @@ fn run(kind: BackendKind, kernel: &str, modules_dir: Option<&Path>, file: &Path)
             return ExitCode::from(1);
         }
     };
-    let mut backend: Box<dyn Backend> = match kind {
-        BackendKind::Kernel => Box::new(KernelBackend::new()),
-        BackendKind::Sim => match sim_backend(kernel) {
-            Ok(b) => Box::new(b),
-            Err(e) => {
-                eprintln!("modloader: {e}");
-                return ExitCode::from(2);
-            }
-        },
-    };
+    let mut m = machine(kind, kernel);
+    if let Machine::Unavailable(e) = &m {
+        eprintln!("modloader: {e}");
+        return ExitCode::from(2);
+    }
     let stdout = std::io::stdout();
     let mut failed = None;
-    let r = scenario::run(backend.as_mut(), &scenario, |r| {
+    let r = scenario::run_machine(&mut m, &scenario, |r| {
         let mut out = stdout.lock();
         let line = serde_json::to_string(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
         if let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush()) {

@@ -47,3 +47,9 @@ pub fn file_name(p: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
+
+/// Whether the scenario `file` is recorded on `kernel`: `tools*.jsonl` run modloader's own kmod
+/// tools, which only the amd64 guests have.
+pub fn recorded_on(kernel: &str, file: &Path) -> bool {
+    !(file_name(file).starts_with("tools") && kernel.ends_with("arm64"))
+}

@@ -295,6 +295,44 @@ SCENARIOS["params_grammar"] = [s for g in grammar for s in load_unload(g)] + [
 ]
 
 
+# --- kmod's tools (modloader's own insmod/rmmod/lsmod, in-process on the same kernel) -------
+# Recorded only where modloader runs in the guest (amd64): the file name starts with "tools".
+def tool(*argv):
+    return {"op": "tool", "argv": list(argv)}
+
+
+SCENARIOS["tools"] = [
+    tool("lsmod"),
+    tool("insmod", "mp_types.ko", "p_int=5", "p_charp=hello world"),
+    tool("lsmod"),
+    tool("insmod", "mp_types.ko"),                   # File exists
+    tool("rmmod", "mp_types"),
+    tool("insmod", "mp_export.ko"),
+    tool("insmod", "mp_use.ko"),
+    tool("lsmod"),
+    tool("rmmod", "mp_export"),                      # in use
+    tool("rmmod", "mp_use", "mp_export"),
+    tool("rmmod", "mp_nosuch"),                      # not loaded
+    tool("insmod", "bad_magic.ko"),                  # Invalid module format
+    tool("insmod", "nosuch.ko"),                     # could not load module
+    tool("insmod", "mp_unknown.ko"),                 # Unknown symbol
+    tool("insmod", "mp_types.ko", "p_int=x"),        # Invalid parameters
+    tool("insmod", "bad_vermagic_flags.ko"),
+    tool("insmod", "-f", "bad_vermagic_flags.ko"),   # forced: loads, taints F
+    tool("rmmod", "mp_lib"),
+    tool("insmod", "mp_types.ko.xz", "p_int=7"),     # 6.1: userspace xz; 6.12: in-kernel
+    tool("rmmod", "mp_types"),
+    tool("insmod", "mp_types.ko.gz"),                # userspace on both
+    tool("rmmod", "mp_types"),
+    tool("insmod", "mp_types.ko.zst"),
+    tool("rmmod", "mp_types"),
+    tool("insmod", "mp_noexit.ko"),
+    tool("rmmod", "mp_noexit"),                      # no exit: busy
+    tool("rmmod", "-f", "mp_noexit"),                # forced
+    tool("lsmod"),
+]
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     for old in os.listdir(OUT):

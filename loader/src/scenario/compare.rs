@@ -243,6 +243,7 @@ mod tests {
             dmesg: dmesg.iter().map(|s| s.to_string()).collect(),
             modules,
             kernel_tainted: 12288,
+            tool: None,
         }
     }
 

@@ -8,7 +8,7 @@ pub mod compare;
 
 use std::ffi::CString;
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -78,6 +78,10 @@ pub enum Step {
     Write { path: String, value: String },
     /// Drop a capability for the rest of the scenario.
     DropCapability { name: String },
+    /// Run one of modloader's kmod tools (`insmod`, `rmmod`, `lsmod`) in-process, on the same
+    /// kernel, with the scenario's directory as the working directory; its exit status and
+    /// output are recorded in the step's `tool` field.
+    Tool { argv: Vec<String> },
 }
 
 fn empty_params() -> Option<String> {
@@ -94,6 +98,7 @@ impl Step {
             Step::DeleteModule { .. } => "delete_module",
             Step::Write { .. } => "write",
             Step::DropCapability { .. } => "drop_capability",
+            Step::Tool { .. } => "tool",
         }
     }
 }
@@ -222,6 +227,9 @@ pub struct StepResult {
     pub modules: ModuleTable,
     /// `/proc/sys/kernel/tainted` after the step.
     pub kernel_tainted: u64,
+    /// For a `tool` step: what the tool did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<ToolOutput>,
 }
 
 /// The first line of a recorded file: who produced it, where.
@@ -336,7 +344,108 @@ pub fn run_step<B: Backend + ?Sized>(
         }
         Step::Write { path, value } => backend.write_control(path, value).map_err(|e| e.errno),
         Step::DropCapability { name } => backend.drop_capability(name).map_err(|e| e.errno),
+        // A tool needs the whole machine (see `run_machine`); on a bare backend it cannot run.
+        Step::Tool { .. } => Err(Errno::ENOSYS),
     }
+}
+
+/// What a `tool` step's program did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolOutput {
+    /// Its exit status.
+    pub status: u8,
+    /// What it wrote to standard output.
+    pub stdout: String,
+    /// What it wrote to standard error.
+    pub stderr: String,
+}
+
+/// Runs a `tool` step: the kmod tool `argv[0]` with the rest as its arguments, in the
+/// scenario's directory (restored afterwards).
+fn run_tool(machine: &mut crate::cli::Machine, scenario: &Scenario, argv: &[String]) -> ToolOutput {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let Some((name, args)) = argv.split_first() else {
+        return ToolOutput {
+            status: 2,
+            stdout: String::new(),
+            stderr: "tool: empty argv\n".into(),
+        };
+    };
+    let args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+    let old = std::env::current_dir().ok();
+    let _ = std::env::set_current_dir(&scenario.base);
+    let status = {
+        let mut con = crate::cli::Console::new(name, &mut out, &mut err);
+        match name.as_str() {
+            "insmod" => crate::cli::insmod::run(&args, machine, &mut con),
+            "rmmod" => crate::cli::rmmod::run(&args, machine, &mut con),
+            "lsmod" => crate::cli::lsmod::run(&args, machine, &mut con),
+            other => {
+                let _ = writeln!(err, "tool: {other}: not one of insmod, rmmod, lsmod");
+                2
+            }
+        }
+    };
+    if let Some(d) = old {
+        let _ = std::env::set_current_dir(d);
+    }
+    ToolOutput {
+        status,
+        stdout: crate::kernel_backend::decode_bytes(&out),
+        stderr: crate::kernel_backend::decode_bytes(&err),
+    }
+}
+
+/// Run a whole scenario on a machine (a backend plus what kmod's tools need), so `tool` steps
+/// run too; `emit` gets each step's result as soon as it is known.
+pub fn run_machine(
+    machine: &mut crate::cli::Machine,
+    scenario: &Scenario,
+    mut emit: impl FnMut(&StepResult),
+) -> Result<Vec<StepResult>, ScenarioError> {
+    let mut out = Vec::with_capacity(scenario.steps.len());
+    for (i, step) in scenario.steps.iter().enumerate() {
+        let n = i + 1;
+        let be = |source| ScenarioError::Backend { step: n, source };
+        let gone = |why: String| be(BackendError::with_detail("machine", Errno::ENODEV, why));
+        machine
+            .backend_mut()
+            .map_err(gone)?
+            .clear_log()
+            .map_err(be)?;
+        let (res, tool) = match step {
+            Step::Tool { argv } => (Ok(()), Some(run_tool(machine, scenario, argv))),
+            _ => (
+                run_step(machine.backend_mut().map_err(gone)?, scenario, step),
+                None,
+            ),
+        };
+        let r = finish_step(machine.backend_mut().map_err(gone)?, n, step, res, tool)?;
+        emit(&r);
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// A step's result: its outcome and the machine's state after it.
+fn finish_step<B: Backend + ?Sized>(
+    backend: &mut B,
+    n: usize,
+    step: &Step,
+    res: Result<(), Errno>,
+    tool: Option<ToolOutput>,
+) -> Result<StepResult, ScenarioError> {
+    let be = |source| ScenarioError::Backend { step: n, source };
+    Ok(StepResult {
+        step: n,
+        op: step.op().to_string(),
+        errno: res.err().map(Errno::name),
+        dmesg: backend.take_log().map_err(be)?,
+        modules: backend.modules().map_err(be)?,
+        kernel_tainted: backend.kernel_tainted().map_err(be)?,
+        tool,
+    })
 }
 
 /// Run a whole scenario, calling `emit` with each step's result as soon as it is known.
@@ -351,17 +460,7 @@ pub fn run<B: Backend + ?Sized>(
         let be = |source| ScenarioError::Backend { step: n, source };
         backend.clear_log().map_err(be)?;
         let res = run_step(backend, scenario, step);
-        let dmesg = backend.take_log().map_err(be)?;
-        let modules = backend.modules().map_err(be)?;
-        let kernel_tainted = backend.kernel_tainted().map_err(be)?;
-        let r = StepResult {
-            step: n,
-            op: step.op().to_string(),
-            errno: res.err().map(Errno::name),
-            dmesg,
-            modules,
-            kernel_tainted,
-        };
+        let r = finish_step(backend, n, step, res, None)?;
         emit(&r);
         out.push(r);
     }
@@ -429,6 +528,7 @@ mod tests {
             dmesg: vec!["a".into()],
             modules: ModuleTable::new(),
             kernel_tainted: 12288,
+            tool: None,
         };
         assert_eq!(
             serde_json::to_string(&r).unwrap(),

@@ -41,10 +41,11 @@ FIELDS = {
     "delete_module": {"name": str, "flags": U32},
     "write": {"path": str, "value": str},
     "drop_capability": {"name": str},
+    "tool": {"argv": list},  # modloader's own insmod/rmmod/lsmod: only in tools*.jsonl (amd64)
 }
 REQUIRED = {
     "boot": ("append",), "finit_module": ("file",), "init_module": ("file",), "delete_module": ("name",),
-    "write": ("path", "value"), "drop_capability": ("name",),
+    "write": ("path", "value"), "drop_capability": ("name",), "tool": ("argv",),
 }
 FD_MODES = ("rdonly", "wronly", "rdwr", "path", "closed")
 # Kernel messages that come from the machine (TCG timing, host load), not from the step: one in a
@@ -241,8 +242,10 @@ def cmd_extract(log, scenario, dst):
     if len(objs) - 1 != len(steps):
         raise Bad(f"{log}: {len(objs) - 1} results for {len(steps)} steps")
     keys = ["step", "op", "errno", "dmesg", "modules", "kernel_tainted"]
+    tool_keys = keys + ["tool"]  # a tool step also has what the tool did
     for n, (o, s) in enumerate(zip(objs[1:], steps), 1):
-        if list(o) != keys or o["step"] != n or o["op"] != s["op"]:
+        want = tool_keys if s["op"] == "tool" else keys
+        if list(o) != want or o["step"] != n or o["op"] != s["op"]:
             raise Bad(f"{log}: result {n} does not match step {n} ({s['op']}): {lines[n][:200]!r}")
     for o in objs[1:]:
         for m in o["dmesg"]:
