@@ -13,6 +13,7 @@
 //!   `modules.dep`.
 
 pub mod backend;
+pub mod cli;
 pub mod deps;
 pub mod distro;
 pub mod errno;

@@ -30,6 +30,14 @@ enum Command {
     Scenario(ScenarioCmd),
     /// Compute module dependencies like kmod's depmod and print them (nothing is written).
     Depmod(DepmodArgs),
+    /// Show what module files say about themselves, exactly as kmod's modinfo (its options).
+    #[command(disable_help_flag = true)]
+    Modinfo {
+        /// kmod's modinfo arguments: [-F FIELD] [-0] [-a|-d|-l|-p|-n] [-m] [-b ROOT] [-k KVER]
+        /// FILE|NAME...
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -127,6 +135,9 @@ fn main() -> ExitCode {
             actual,
         }) => compare_paths(&expected, &actual, CompareOptions { params: !no_params }),
         Command::Depmod(args) => depmod(&args),
+        Command::Modinfo { args } => {
+            loader::cli::modinfo::main(std::iter::once("modinfo".into()).chain(args))
+        }
     }
 }
 

@@ -1,0 +1,3 @@
+//! kmod's command-line tools, each a function of its arguments and output streams.
+
+pub mod modinfo;
