@@ -74,6 +74,14 @@ enum Command {
     /// kmod's lsmod: the loaded modules (on the simulator: those of this one process).
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Lsmod(ToolArgs),
+    /// Show what module files say about themselves, exactly as kmod's modinfo (its options).
+    #[command(disable_help_flag = true)]
+    Modinfo {
+        /// kmod's modinfo arguments: [-F FIELD] [-0] [-a|-d|-l|-p|-n] [-m] [-b ROOT] [-k KVER]
+        /// FILE|NAME...
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 /// A kmod tool's arguments, passed on as they are.
@@ -251,17 +259,12 @@ fn multi_call(argv0: &OsString, rest: &[OsString]) -> Option<ExitCode> {
         "insmod" => Tool::Insmod,
         "rmmod" => Tool::Rmmod,
         "lsmod" => Tool::Lsmod,
-        // ---- HOOK(modinfo) ------------------------------------------------------------------
-        // modinfo is `loader::cli::modinfo::run` (implemented on another branch). Once it is
-        // declared in loader/src/cli/mod.rs, replace this arm with a call to it, with the same
-        // machine and console as the other tools, e.g.:
-        //     "modinfo" => { /* build `machine` and `con` as below */
-        //         return Some(ExitCode::from(loader::cli::modinfo::run(rest, &mut machine, &mut con))) }
+        // modinfo reads files only: no kernel, no backend.
         "modinfo" => {
-            eprintln!("modinfo: ERROR: modinfo is not part of this modloader build yet");
-            return Some(ExitCode::from(1));
+            return Some(loader::cli::modinfo::main(
+                std::iter::once(argv0.clone()).chain(rest.iter().cloned()),
+            ));
         }
-        // ---- end HOOK(modinfo) --------------------------------------------------------------
         _ => return None,
     };
     let kind = match std::env::var("MODLOADER_BACKEND").as_deref() {
@@ -366,6 +369,9 @@ fn main() -> ExitCode {
             actual,
         }) => compare_paths(&expected, &actual, CompareOptions { params: !no_params }),
         Command::Depmod(args) => depmod(&args),
+        Command::Modinfo { args } => {
+            loader::cli::modinfo::main(std::iter::once("modinfo".into()).chain(args))
+        }
         // Handled above.
         Command::Insmod(_) | Command::Rmmod(_) | Command::Lsmod(_) | Command::Shell => {
             ExitCode::SUCCESS

@@ -1,4 +1,5 @@
-//! kmod's command line tools on any backend: [`insmod`], [`rmmod`] and [`lsmod`], with kmod's
+//! kmod's command line tools: [`insmod`], [`rmmod`] and [`lsmod`] on any backend, and
+//! [`modinfo`] (files only), with kmod's
 //! argument syntax (GNU `getopt_long`), messages and exit statuses (kmod 34, `tools/*.c`).
 //!
 //! Each tool's `run` takes the arguments after the program name, a [`Machine`] (the simulated
@@ -12,6 +13,7 @@
 
 pub mod insmod;
 pub mod lsmod;
+pub mod modinfo;
 pub mod rmmod;
 
 use std::ffi::{OsStr, OsString};
