@@ -322,6 +322,8 @@ SCENARIOS["tools"] = [
     tool("rmmod", "mp_lib"),
     tool("insmod", "mp_types.ko.xz", "p_int=7"),     # 6.1: userspace xz; 6.12: in-kernel
     tool("rmmod", "mp_types"),
+    tool("insmod", "--userspace-decompress", "mp_types.ko.xz", "p_int=8"),  # userspace on both
+    tool("rmmod", "mp_types"),
     tool("insmod", "mp_types.ko.gz"),                # userspace on both
     tool("rmmod", "mp_types"),
     tool("insmod", "mp_types.ko.zst"),

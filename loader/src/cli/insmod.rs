@@ -19,7 +19,10 @@ const SHORT: &str = "fsvVh";
 /// Codes of the long-only options.
 const FORCE_MODVERSION: char = '\u{2}';
 const FORCE_VERMAGIC: char = '\u{1}';
+/// modloader's own option (not kmod's): never let the kernel decompress.
+const USERSPACE_DECOMPRESS: char = '\u{3}';
 const LONG: &[LongOpt] = &[
+    ("userspace-decompress", USERSPACE_DECOMPRESS),
     ("force", 'f'),
     ("force-modversion", FORCE_MODVERSION),
     ("force-vermagic", FORCE_VERMAGIC),
@@ -38,6 +41,8 @@ fn help(prog: &str) -> String {
          \t                         --force-vermagic\n\
          \t    --force-modversion   Ignore module's version\n\
          \t    --force-vermagic     Ignore module's version magic\n\
+         \t    --userspace-decompress  (modloader) decompress here even when the\n\
+         \t                         kernel could (init_module with the image)\n\
          \t-s, --syslog             print to syslog, not stderr\n\
          \t-v, --verbose            enables more messages\n\
          \t-V, --version            show version\n\
@@ -64,6 +69,7 @@ pub fn run(args: &[OsString], machine: &mut Machine, con: &mut Console<'_>) -> u
     let mut verbose = super::LOG_ERR;
     let mut syslog = false;
     let mut insert = InsertOptions::default();
+    let mut userspace_decompress = false;
     for o in opts {
         match o {
             Opt::Flag('f') => {
@@ -72,6 +78,7 @@ pub fn run(args: &[OsString], machine: &mut Machine, con: &mut Console<'_>) -> u
             }
             Opt::Flag(FORCE_MODVERSION) => insert.force_modversion = true,
             Opt::Flag(FORCE_VERMAGIC) => insert.force_vermagic = true,
+            Opt::Flag(USERSPACE_DECOMPRESS) => userspace_decompress = true,
             Opt::Flag('s') => syslog = true,
             Opt::Flag('v') => verbose += 1,
             Opt::Flag('h') => {
@@ -106,7 +113,9 @@ pub fn run(args: &[OsString], machine: &mut Machine, con: &mut Console<'_>) -> u
         }
     };
     let (compression, warning) = machine.kernel_compression();
-    insert.kernel_compression = compression;
+    if !userspace_decompress {
+        insert.kernel_compression = compression;
+    }
     let backend = match machine.backend_mut() {
         Ok(b) => b,
         Err(why) => {
