@@ -175,6 +175,9 @@ const DEFAULT_PROFILE: &str = "debian-6.1-amd64";
 
 /// A simulated kernel for `--kernel NAME|DIR`, or a message for a person.
 fn sim_backend(kernel: &str) -> Result<SimBackend, String> {
+    if kernel == "self" {
+        return Err("--kernel self derives the kernel from the module being loaded: use it with insmod or explain".into());
+    }
     if Profile::names().contains(&kernel) {
         return SimBackend::builtin(kernel).map_err(|e| format!("profile {kernel}: {e}"));
     }
@@ -185,13 +188,30 @@ fn sim_backend(kernel: &str) -> Result<SimBackend, String> {
             .map_err(|e| format!("{}: {e}", path.display()));
     }
     Err(format!(
-        "unknown kernel '{kernel}': give one of {} or a linux-headers-* directory",
+        "unknown kernel '{kernel}': give one of {}, a linux-headers-* directory, or self",
         Profile::names().join(", ")
     ))
 }
 
+/// `--kernel self`: a simulated kernel made from the module `file` itself (its architecture,
+/// vermagic and the CRCs it expects), so that it loads with no kernel data.
+fn self_backend(file: &Path) -> Result<SimBackend, String> {
+    let m = loader::file::ModuleFile::open(file).map_err(|e| e.to_string())?;
+    Profile::permissive_for_module(m.data())
+        .map(SimBackend::new)
+        .map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// A simulated kernel for `kernel`, or for `self` one made from `file`.
+fn sim_backend_for(kernel: &str, file: Option<&Path>) -> Result<SimBackend, String> {
+    match (kernel, file) {
+        ("self", Some(f)) => self_backend(f),
+        _ => sim_backend(kernel),
+    }
+}
+
 fn explain(kernel: &str, json: bool, flags: u32, file: &Path, params: &[String]) -> ExitCode {
-    let backend = match sim_backend(kernel) {
+    let backend = match sim_backend_for(kernel, Some(file)) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("modloader: {e}");
@@ -339,7 +359,20 @@ fn main() -> ExitCode {
             );
             return ExitCode::from(2);
         }
-        let mut m = machine(kind, cli.kernel.as_deref().unwrap_or(DEFAULT_PROFILE));
+        let kernel = cli.kernel.as_deref().unwrap_or(DEFAULT_PROFILE);
+        let mut m = if kind == BackendKind::Sim && kernel == "self" && tool == Tool::Insmod {
+            // The module file is insmod's first operand.
+            let file = args
+                .iter()
+                .find(|a| !a.to_string_lossy().starts_with('-'))
+                .map(PathBuf::from);
+            match sim_backend_for(kernel, file.as_deref()) {
+                Ok(b) => Machine::Sim(Box::new(b)),
+                Err(e) => Machine::Unavailable(e),
+            }
+        } else {
+            machine(kind, kernel)
+        };
         return run_tool(tool, args, &mut m);
     }
     if tool_options {

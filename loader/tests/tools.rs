@@ -472,8 +472,8 @@ fn errors_are_one_clear_line() {
                 fixture(p, "mp_lib.ko"),
             ],
             "insmod: ERROR: unknown kernel 'debian-9-sparc': give one of debian-6.1-amd64, \
-             debian-6.1-arm64, debian-6.12-amd64, debian-6.12-arm64 or a linux-headers-* \
-             directory"
+             debian-6.1-arm64, debian-6.12-amd64, debian-6.12-arm64, a linux-headers-* \
+             directory, or self"
                 .into(),
         ),
         (
@@ -590,11 +590,43 @@ fn multi_call_through_symlinks() {
     one_error_line(
         &run("lsmod", &[], &[("MODLOADER_KERNEL", "nope")]),
         "lsmod: ERROR: unknown kernel 'nope': give one of debian-6.1-amd64, debian-6.1-arm64, \
-         debian-6.12-amd64, debian-6.12-arm64 or a linux-headers-* directory",
+         debian-6.12-amd64, debian-6.12-arm64, a linux-headers-* directory, or self",
     );
     // The modinfo hook answers, without panicking.
     let o = run("modinfo", &["x"], &[]);
     assert_ne!(o.status.code(), Some(0));
     assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `--kernel self` makes a kernel from the module itself: a module whose CRCs no Debian kernel
+/// accepts loads there, while the real profile refuses it.
+#[test]
+fn kernel_self_loads_a_module_no_profile_accepts() {
+    let bin = env!("CARGO_BIN_EXE_modloader");
+    let ko = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/ko/debian-6.1-arm64/bad_crc.ko");
+    let run = |kernel: &str| {
+        std::process::Command::new(bin)
+            .args(["--kernel", kernel, "insmod"])
+            .arg(&ko)
+            .output()
+            .map(|o| {
+                (
+                    o.status.code(),
+                    String::from_utf8_lossy(&o.stderr).into_owned(),
+                )
+            })
+            .unwrap_or((None, String::new()))
+    };
+    assert_eq!(run("self"), (Some(0), String::new()));
+    let (code, err) = run("debian-6.1-arm64");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("could not insert module"), "{err}");
+    let out = std::process::Command::new(bin)
+        .args(["--kernel", "self", "lsmod"])
+        .output()
+        .map(|o| o.status.code())
+        .unwrap_or(None);
+    assert_eq!(out, Some(1));
 }

@@ -35,6 +35,7 @@
 
 mod btf;
 mod headers;
+mod permissive;
 #[cfg(test)]
 mod tests;
 
