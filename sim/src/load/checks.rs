@@ -79,8 +79,9 @@ pub fn same_magic(a: &str, b: &str, has_crcs: bool) -> bool {
     }
 }
 
-/// The vermagic/livepatch part of `check_modinfo()`, common to 6.1 and 6.12.
-fn check_vermagic_and_livepatch(
+/// The version-magic part of `check_modinfo()`, common to 6.1 and 6.12: no vermagic (or
+/// `MODULE_INIT_IGNORE_VERMAGIC`) is forced in; a different one is `ENOEXEC`.
+fn check_vermagic(
     kernel: &mut Kernel,
     info: &LoadInfo,
     module: &mut Module,
@@ -104,6 +105,17 @@ fn check_vermagic_and_livepatch(
             }
         }
     }
+    Ok(())
+}
+
+/// The vermagic/livepatch part of `check_modinfo()`, common to 6.1 and 6.12.
+fn check_vermagic_and_livepatch(
+    kernel: &mut Kernel,
+    info: &LoadInfo,
+    module: &mut Module,
+    flags: u32,
+) -> Result<(), Errno> {
+    check_vermagic(kernel, info, module, flags)?;
     if info.modinfo.get("livepatch").is_some() {
         if kernel.profile.is_enabled("LIVEPATCH") {
             if kernel.version() == KernelVersion::V6_1 {
@@ -226,24 +238,7 @@ pub fn check_modinfo_6_1(
     module: &mut Module,
     flags: u32,
 ) -> Result<(), Errno> {
-    let modmagic = if flags & MODULE_INIT_IGNORE_VERMAGIC != 0 {
-        None
-    } else {
-        info.modinfo.get("vermagic")
-    };
-    match modmagic {
-        None => try_to_force_load(kernel, module, "bad vermagic")?,
-        Some(m) => {
-            let vermagic = kernel.profile.vermagic().to_string();
-            if !same_magic(m, &vermagic, info.index.vers != 0) {
-                kernel.log.err(format!(
-                    "{}: version magic '{m}' should be '{vermagic}'",
-                    info.name
-                ));
-                return Err(Errno::ENOEXEC);
-            }
-        }
-    }
+    check_vermagic(kernel, info, module, flags)?;
     out_of_tree(kernel, info, module);
     check_modinfo_retpoline(kernel, info, module);
     staging(kernel, info, module);

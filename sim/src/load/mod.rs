@@ -195,7 +195,10 @@ fn new_module(kernel: &Kernel, info: &LoadInfo) -> Module {
     }
 }
 
-fn load_6_1(kernel: &mut Kernel, l: &mut Loading, uargs: Option<&[u8]>) -> SysResult {
+/// The steps both versions take first, in the same order: `blacklisted()`,
+/// `rewrite_section_headers()`, `check_modstruct_version()` (6.12 runs them inside
+/// `early_mod_check()`).
+fn blacklist_and_modstruct_version(kernel: &mut Kernel, l: &mut Loading) -> SysResult {
     if checks::blacklisted(kernel, &l.info.name) {
         kernel
             .log
@@ -207,6 +210,11 @@ fn load_6_1(kernel: &mut Kernel, l: &mut Loading, uargs: Option<&[u8]>) -> SysRe
         return Err(SysError::new("check_modstruct_version", Errno::ENOEXEC));
     }
     trace_versions(kernel, l);
+    Ok(())
+}
+
+fn load_6_1(kernel: &mut Kernel, l: &mut Loading, uargs: Option<&[u8]>) -> SysResult {
+    blacklist_and_modstruct_version(kernel, l)?;
     checks::check_modinfo_6_1(kernel, &l.info, &mut l.module, l.flags)
         .map_err(fail("check_modinfo"))?;
     trace_modinfo(kernel, l);
@@ -224,17 +232,7 @@ fn load_6_1(kernel: &mut Kernel, l: &mut Loading, uargs: Option<&[u8]>) -> SysRe
 
 fn load_6_12(kernel: &mut Kernel, l: &mut Loading, uargs: Option<&[u8]>) -> SysResult {
     // early_mod_check()
-    if checks::blacklisted(kernel, &l.info.name) {
-        kernel
-            .log
-            .err(format!("Module {} is blacklisted", l.info.name));
-        return Err(SysError::new("blacklisted", Errno::EPERM));
-    }
-    elf_check::rewrite_section_headers(&mut l.info, 0);
-    if !checks::check_modstruct_version(kernel, &l.info, &mut l.module) {
-        return Err(SysError::new("check_modstruct_version", Errno::ENOEXEC));
-    }
-    trace_versions(kernel, l);
+    blacklist_and_modstruct_version(kernel, l)?;
     checks::check_modinfo_6_12(kernel, &l.info, &mut l.module, l.flags)
         .map_err(fail("check_modinfo"))?;
     trace_modinfo(kernel, l);
