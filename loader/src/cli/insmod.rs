@@ -66,11 +66,15 @@ fn absolute(path: &Path) -> PathBuf {
 pub fn run(args: &[OsString], machine: &mut Machine, con: &mut Console<'_>) -> u8 {
     let prog = con.prog().to_string();
     let (opts, operands) = getopt(&prog, args, SHORT, LONG);
-    let mut verbose = super::LOG_ERR;
-    let mut syslog = false;
+    let mut common = super::CommonOpts::default();
     let mut insert = InsertOptions::default();
     let mut userspace_decompress = false;
     for o in opts {
+        match super::common_option(&o, &mut common, help, con) {
+            Err(status) => return status,
+            Ok(true) => continue,
+            Ok(false) => {}
+        }
         match o {
             Opt::Flag('f') => {
                 insert.force_modversion = true;
@@ -79,24 +83,10 @@ pub fn run(args: &[OsString], machine: &mut Machine, con: &mut Console<'_>) -> u
             Opt::Flag(FORCE_MODVERSION) => insert.force_modversion = true,
             Opt::Flag(FORCE_VERMAGIC) => insert.force_vermagic = true,
             Opt::Flag(USERSPACE_DECOMPRESS) => userspace_decompress = true,
-            Opt::Flag('s') => syslog = true,
-            Opt::Flag('v') => verbose += 1,
-            Opt::Flag('h') => {
-                let _ = con.print(&help(&prog));
-                return 0;
-            }
-            Opt::Flag('V') => {
-                let _ = con.print(&super::version());
-                return 0;
-            }
-            Opt::Flag(_) => {}
-            Opt::Error(msg) => {
-                con.stderr_line(&msg);
-                return EXIT_FAILURE;
-            }
+            _ => {}
         }
     }
-    con.use_syslog(syslog);
+    con.use_syslog(common.syslog);
     let Some((filename, words)) = operands.split_first() else {
         con.error("missing filename.");
         return EXIT_FAILURE;
@@ -126,7 +116,7 @@ pub fn run(args: &[OsString], machine: &mut Machine, con: &mut Console<'_>) -> u
     if let Some(w) = warning {
         con.error(&w);
     }
-    con.set_priority(verbose);
+    con.set_priority(common.verbose);
     let path = Path::new(filename);
     match insert_module(backend, path, &params, &insert) {
         Ok(_) => 0,

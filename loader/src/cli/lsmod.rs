@@ -12,7 +12,7 @@
 
 use std::ffi::OsString;
 
-use super::{Console, EXIT_FAILURE, LongOpt, Machine, Opt, getopt, sysfs_order};
+use super::{Console, EXIT_FAILURE, LongOpt, Machine, getopt, sysfs_order};
 use crate::backend::{ModuleState, ModuleTable};
 
 const SHORT: &str = "svVh";
@@ -78,28 +78,14 @@ pub fn format(table: &ModuleTable, char_is_signed: bool) -> String {
 pub fn run(args: &[OsString], machine: &mut Machine, con: &mut Console<'_>) -> u8 {
     let prog = con.prog().to_string();
     let (opts, operands) = getopt(&prog, args, SHORT, LONG);
-    let mut verbose = super::LOG_ERR;
-    let mut syslog = false;
+    let mut common = super::CommonOpts::default();
+    // lsmod has only the options every tool shares.
     for o in opts {
-        match o {
-            Opt::Flag('s') => syslog = true,
-            Opt::Flag('v') => verbose += 1,
-            Opt::Flag('h') => {
-                let _ = con.print(&help(&prog));
-                return 0;
-            }
-            Opt::Flag('V') => {
-                let _ = con.print(&super::version());
-                return 0;
-            }
-            Opt::Flag(_) => {}
-            Opt::Error(msg) => {
-                con.stderr_line(&msg);
-                return EXIT_FAILURE;
-            }
+        if let Err(status) = super::common_option(&o, &mut common, help, con) {
+            return status;
         }
     }
-    con.use_syslog(syslog);
+    con.use_syslog(common.syslog);
     if !operands.is_empty() {
         con.error("too many arguments provided.");
         return EXIT_FAILURE;
@@ -111,7 +97,7 @@ pub fn run(args: &[OsString], machine: &mut Machine, con: &mut Console<'_>) -> u
             return EXIT_FAILURE;
         }
     };
-    con.set_priority(verbose);
+    con.set_priority(common.verbose);
     let table = match backend.modules() {
         Ok(t) => t,
         Err(e) => {

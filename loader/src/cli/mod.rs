@@ -230,6 +230,54 @@ pub enum Opt {
     Error(String),
 }
 
+/// The options every kmod tool shares: `-s` (syslog) and `-v` (more messages).
+#[derive(Clone, Copy, Debug)]
+pub struct CommonOpts {
+    /// `-s`: log to syslog instead of stderr.
+    pub syslog: bool,
+    /// The log priority, `LOG_ERR` raised by each `-v`.
+    pub verbose: i32,
+}
+
+impl Default for CommonOpts {
+    fn default() -> Self {
+        CommonOpts {
+            syslog: false,
+            verbose: LOG_ERR,
+        }
+    }
+}
+
+/// Handles an option every kmod tool shares: `-s`, `-v`, `-h` (prints `help(prog)`), `-V`, and
+/// a usage error. `Err(status)` ends the tool with that status; `Ok(true)` means the option was
+/// taken; `Ok(false)` means it is the tool's own.
+pub fn common_option(
+    o: &Opt,
+    common: &mut CommonOpts,
+    help: fn(&str) -> String,
+    con: &mut Console<'_>,
+) -> Result<bool, u8> {
+    match o {
+        Opt::Flag('s') => common.syslog = true,
+        Opt::Flag('v') => common.verbose += 1,
+        Opt::Flag('h') => {
+            let prog = con.prog().to_string();
+            let _ = con.print(&help(&prog));
+            return Err(0);
+        }
+        Opt::Flag('V') => {
+            let _ = con.print(&version());
+            return Err(0);
+        }
+        Opt::Error(msg) => {
+            con.stderr_line(msg);
+            return Err(EXIT_FAILURE);
+        }
+        Opt::Flag(_) => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// A long option: its name and the code [`getopt`] reports for it.
 pub type LongOpt = (&'static str, char);
 

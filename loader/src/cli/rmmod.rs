@@ -117,29 +117,19 @@ pub fn check_module_inuse(machine: &Machine, name: &str) -> Result<(), InUse> {
 pub fn run(args: &[OsString], machine: &mut Machine, con: &mut Console<'_>) -> u8 {
     let prog = con.prog().to_string();
     let (opts, operands) = getopt(&prog, args, SHORT, LONG);
-    let mut verbose = super::LOG_ERR;
-    let (mut syslog, mut force) = (false, false);
+    let mut common = super::CommonOpts::default();
+    let mut force = false;
     for o in opts {
-        match o {
-            Opt::Flag('f') => force = true,
-            Opt::Flag('s') => syslog = true,
-            Opt::Flag('v') => verbose += 1,
-            Opt::Flag('h') => {
-                let _ = con.print(&help(&prog));
-                return 0;
-            }
-            Opt::Flag('V') => {
-                let _ = con.print(&super::version());
-                return 0;
-            }
-            Opt::Flag(_) => {}
-            Opt::Error(msg) => {
-                con.stderr_line(&msg);
-                return EXIT_FAILURE;
-            }
+        match super::common_option(&o, &mut common, help, con) {
+            Err(status) => return status,
+            Ok(true) => continue,
+            Ok(false) => {}
+        }
+        if let Opt::Flag('f') = o {
+            force = true;
         }
     }
-    con.use_syslog(syslog);
+    con.use_syslog(common.syslog);
     if operands.is_empty() {
         con.error("missing module name.");
         return EXIT_FAILURE;
@@ -148,7 +138,7 @@ pub fn run(args: &[OsString], machine: &mut Machine, con: &mut Console<'_>) -> u
         con.error(&why);
         return EXIT_FAILURE;
     }
-    con.set_priority(verbose);
+    con.set_priority(common.verbose);
     let mut status = 0;
     for arg in &operands {
         let shown = arg.to_string_lossy();
