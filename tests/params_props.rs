@@ -11,8 +11,11 @@
 //! it after a failed load too. The properties that involve failing tokens compare those
 //! values: what the set functions left in memory.
 
+#[path = "params_props/mp_types_table.rs"]
+mod mp_types_table;
 #[path = "params_props/reference.rs"]
 mod reference;
+use mp_types_table::{s, table_a};
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -46,46 +49,6 @@ fn config() -> ProptestConfig {
 }
 
 const MODNAME: &str = "mp16";
-
-fn s(v: &str) -> Value {
-    Value::Str(Some(v.as_bytes().to_vec()))
-}
-
-/// Table A: mp_types' parameters (its defaults; an int array with a count), 16 of them, one
-/// of every standard type.
-fn table_a() -> Vec<ParamDecl> {
-    let p = |n: &str, t: T, v: Value| ParamDecl::new(n, t, 0o644, v);
-    vec![
-        p("p_bool", T::Bool, Value::Bool(true)),
-        p("p_invbool", T::Invbool, Value::Bool(true)),
-        p("p_bint", T::Bint, Value::Int(1)),
-        p("p_byte", T::Byte, Value::Int(42)),
-        p("p_short", T::Short, Value::Int(-1234)),
-        p("p_ushort", T::Ushort, Value::Int(54321)),
-        p("p_int", T::Int, Value::Int(-123_456)),
-        p("p_uint", T::Uint, Value::Int(3_000_000_000)),
-        p("p_long", T::Long, Value::Int(-5_000_000_000)),
-        p("p_ulong", T::Ulong, Value::Int(10_000_000_000)),
-        p(
-            "p_ullong",
-            T::Ullong,
-            Value::Int(18_000_000_000_000_000_000),
-        ),
-        p("p_hexint", T::Hexint, Value::Int(0xbeef)),
-        p("p_charp", T::Charp, s("hello")),
-        p("p_string", T::String { maxlen: 16 }, s("str")),
-        p(
-            "p_intarr",
-            T::Array {
-                elem: Box::new(T::Int),
-                max: 4,
-                with_num: true,
-            },
-            Value::Array((1..=4).map(Value::Int).collect()),
-        ),
-        p("p_boolen", T::BoolEnableOnly, Value::Bool(true)),
-    ]
-}
 
 /// Table B: the same scalar types starting at zero / false / NULL, a shorter string, and a
 /// `charp[3]` array without a count (sysfs shows all three elements).

@@ -15,9 +15,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use sim::params::{ParamDecl, ParamEnv, ParamType as T, StandaloneModule, Value};
+use sim::params::{ParamDecl, ParamEnv, StandaloneModule};
 use sim::profile::KernelVersion;
 
+#[path = "../../tests/params_props/mp_types_table.rs"]
+mod mp_types_table;
 #[allow(dead_code)]
 #[path = "../../tests/params_props/reference.rs"]
 mod reference;
@@ -30,41 +32,9 @@ p_ullong=18446744073709551615 p_hexint=0xdeadbeef p_charp=\"hello world\" p_stri
 p_intarr=1,-2,3,4 p_boolen=1";
 
 fn table() -> Vec<ParamDecl> {
-    let p = |n: &str, t: T, v: Value| ParamDecl::new(n, t, 0o644, v);
-    let s = |v: &str| Value::Str(Some(v.as_bytes().to_vec()));
-    vec![
-        p("p_bool", T::Bool, Value::Bool(true)),
-        p("p_invbool", T::Invbool, Value::Bool(true)),
-        p("p_bint", T::Bint, Value::Int(1)),
-        p("p_byte", T::Byte, Value::Int(42)),
-        p("p_short", T::Short, Value::Int(-1234)),
-        p("p_ushort", T::Ushort, Value::Int(54321)),
-        p("p_int", T::Int, Value::Int(-123_456)),
-        p("p_uint", T::Uint, Value::Int(3_000_000_000)),
-        p("p_long", T::Long, Value::Int(-5_000_000_000)),
-        p("p_ulong", T::Ulong, Value::Int(10_000_000_000)),
-        p(
-            "p_ullong",
-            T::Ullong,
-            Value::Int(18_000_000_000_000_000_000),
-        ),
-        p("p_hexint", T::Hexint, Value::Int(0xbeef)),
-        p("p_charp", T::Charp, s("hello")),
-        p("p_string", T::String { maxlen: 16 }, s("str")),
-        p(
-            "p_intarr",
-            T::Array {
-                elem: Box::new(T::Int),
-                max: 4,
-                with_num: true,
-            },
-            Value::Array((1..=4).map(Value::Int).collect()),
-        ),
-        p("p_boolen", T::BoolEnableOnly, Value::Bool(true)),
-    ]
+    mp_types_table::table_a()
 }
 
-/// The same table for the reference implementation.
 fn reference_table() -> Vec<reference::Param> {
     use reference::{Cell, Kind, Param};
     let p = |n: &str, kind: Kind, init: Cell| Param {
