@@ -23,6 +23,7 @@ pub mod distro;
 pub mod errno;
 pub mod explain;
 pub mod file;
+pub mod image;
 pub mod insert;
 pub mod kernel_backend;
 pub mod modinfo;

@@ -65,6 +65,10 @@ enum Command {
     Scenario(ScenarioCmd),
     /// Compute module dependencies like kmod's depmod and print them (nothing is written).
     Depmod(DepmodArgs),
+    /// Load a module at the section addresses a real boot gave it, with that boot's kernel
+    /// symbol addresses, and write each live section's bytes (after relocation, the kernel's
+    /// patches and the parameters) to OUT/<section>.bin.
+    Image(ImageArgs),
     /// kmod's insmod: `insmod [-f] [-s] [-v] FILE [PARAM[=VALUE]...]` (`insmod -h` for help).
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Insmod(ToolArgs),
@@ -130,6 +134,34 @@ struct DepmodArgs {
     no_weak: bool,
     /// The kernel release (`ROOT/lib/modules/VERSION`), or a path to a module directory.
     version: String,
+}
+
+#[derive(clap::Args)]
+struct ImageArgs {
+    /// The simulated kernel: a profile name or a linux-headers-* directory.
+    #[arg(long, default_value = DEFAULT_PROFILE)]
+    kernel: String,
+    /// Section addresses, `{"<section>": "0x<address>", ...}` (the content of
+    /// /sys/module/<m>/sections/).
+    #[arg(long, value_name = "S.json")]
+    sections: PathBuf,
+    /// Addresses of the symbols the module imports (from the kernel or other modules) and of
+    /// the kernel symbols the patches use (ftrace_caller, ftrace_nop_ops ...),
+    /// `{"<symbol>": "0x<address>", ...}` (from /proc/kallsyms).
+    #[arg(long, value_name = "Y.json")]
+    symbols: PathBuf,
+    /// The parameter string.
+    #[arg(long, default_value = "")]
+    params: String,
+    /// x86: the return thunk the CPU needs (e.g. __x86_return_thunk, srso_return_thunk);
+    /// without it, return thunk jumps become `ret` as on a CPU that needs none.
+    #[arg(long, value_name = "SYMBOL")]
+    return_thunk: Option<String>,
+    /// The directory to write <section>.bin files to (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// The module file (.ko, .ko.xz, .ko.gz, .ko.zst).
+    file: PathBuf,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -402,12 +434,57 @@ fn main() -> ExitCode {
             actual,
         }) => compare_paths(&expected, &actual, CompareOptions { params: !no_params }),
         Command::Depmod(args) => depmod(&args),
+        Command::Image(args) => image(&args),
         Command::Modinfo { args } => {
             loader::cli::modinfo::main(std::iter::once("modinfo".into()).chain(args))
         }
         // Handled above.
         Command::Insmod(_) | Command::Rmmod(_) | Command::Lsmod(_) | Command::Shell => {
             ExitCode::SUCCESS
+        }
+    }
+}
+
+fn image(args: &ImageArgs) -> ExitCode {
+    use loader::image::{live_sections, load_placed, parse_address_map};
+    let read_map = |p: &Path| -> Result<indexmap::IndexMap<String, u64>, String> {
+        let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        if meta.len() > 64 << 20 {
+            return Err(format!("{}: larger than 64 MiB", p.display()));
+        }
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        parse_address_map(&p.display().to_string(), &text).map_err(|e| e.to_string())
+    };
+    let run = || -> Result<(), String> {
+        let sections = read_map(&args.sections)?;
+        let symbols = read_map(&args.symbols)?;
+        let mut backend = sim_backend(&args.kernel)?;
+        let file = loader::file::ModuleFile::open(&args.file).map_err(|e| e.to_string())?;
+        let kernel = backend.kernel_mut();
+        kernel.settings_mut().x86_return_thunk = args.return_thunk.clone();
+        let name = load_placed(kernel, file.data(), &args.params, sections, symbols)
+            .map_err(|e| format!("{}: {e}", args.file.display()))?;
+        if let Some(m) = kernel.module(&name) {
+            for w in &m.placement_mismatches {
+                eprintln!("modloader: warning: {name}: {w}");
+            }
+        }
+        std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+        for (sec, addr, bytes) in live_sections(kernel, &name) {
+            if sec.contains('/') || sec == "." || sec == ".." {
+                return Err(format!("section name {sec:?} cannot be a file name"));
+            }
+            let path = args.out.join(format!("{sec}.bin"));
+            std::fs::write(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            println!("{sec}\t{addr:#x}\t{}\t{}", bytes.len(), path.display());
+        }
+        Ok(())
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("modloader: {e}");
+            ExitCode::from(1)
         }
     }
 }

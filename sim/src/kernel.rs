@@ -84,6 +84,11 @@ pub struct Settings {
     pub blacklist: Vec<String>,
     /// Bytes of module memory the machine can allocate (`ENOMEM` past it).
     pub memory_limit: u64,
+    /// x86: the return thunk the CPU needs (`x86_return_thunk` when `X86_FEATURE_RETHUNK` is
+    /// set: `__x86_return_thunk`, `srso_return_thunk`, `its_return_thunk` ...), or `None`
+    /// when it needs none and `apply_returns()` turns each thunk jump into `ret` (QEMU's
+    /// default x86 CPU under TCG, which the ground truth is recorded on).
+    pub x86_return_thunk: Option<String>,
 }
 
 impl Default for Settings {
@@ -95,6 +100,7 @@ impl Default for Settings {
             lockdown: false,
             blacklist: Vec::new(),
             memory_limit: crate::memory::DEFAULT_LIMIT,
+            x86_return_thunk: None,
         }
     }
 }
@@ -195,6 +201,24 @@ pub struct Module {
     pub percpu_end: u64,
     /// The `__param` table, as read from module memory (for sysfs and `destroy_params`).
     pub kparams: Vec<crate::params::KernelParam>,
+    /// Every allocated section (`/sys/module/<m>/sections/`), in section header order.
+    pub sections: Vec<ModuleSection>,
+    /// Where a placement given with [`Kernel::place_next_load`] disagreed with the
+    /// simulator's own layout (empty when it agreed, or without a placement).
+    pub placement_mismatches: Vec<String>,
+}
+
+/// One allocated section of a loaded module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleSection {
+    /// Section name.
+    pub name: String,
+    /// Its address (`/sys/module/<m>/sections/<name>`).
+    pub addr: u64,
+    /// Its size in memory (arm64's PLT sections as `module_frob_arch_sections()` sized them).
+    pub size: u64,
+    /// In init memory: freed after a successful init (the address stays in sysfs).
+    pub init: bool,
 }
 
 impl Module {
@@ -287,6 +311,10 @@ pub struct Kernel {
     pub(crate) trace: Option<Vec<crate::trace::TraceEvent>>,
     /// The next free address in the module area.
     pub(crate) next_module_addr: u64,
+    /// Kernel symbol addresses given by the caller ([`Kernel::set_symbol_addresses`]).
+    pub(crate) given_symbols: indexmap::IndexMap<String, u64>,
+    /// Section addresses the next load must use ([`Kernel::place_next_load`]).
+    pub(crate) placement: Option<indexmap::IndexMap<String, u64>>,
 }
 
 impl fmt::Debug for Kernel {
@@ -333,6 +361,8 @@ impl Kernel {
             default_init_return: 0,
             trace: None,
             next_module_addr,
+            given_symbols: indexmap::IndexMap::new(),
+            placement: None,
         }
     }
 
@@ -440,6 +470,53 @@ impl Kernel {
             Some(h) => h(name),
             None => self.default_init_return,
         }
+    }
+
+    /// Give kernel symbols the addresses a real boot had (`/proc/kallsyms`), replacing any
+    /// given before. They are used for vmlinux's exports, for the kernel functions and data
+    /// the post-relocation patches point at (`ftrace_caller`, `ftrace_nop_ops` ...), and,
+    /// last, to resolve an undefined symbol that neither vmlinux nor a loaded module exports
+    /// (a symbol of a module outside the simulation; no CRC, no namespace, no reference).
+    pub fn set_symbol_addresses(&mut self, symbols: indexmap::IndexMap<String, u64>) {
+        self.given_symbols = symbols;
+    }
+
+    /// The address of the kernel symbol `name`: given ([`Kernel::set_symbol_addresses`]),
+    /// else the simulator's own for a vmlinux export or for a kernel symbol the
+    /// post-relocation patches use.
+    pub fn kernel_symbol_address(&self, name: &str) -> Option<u64> {
+        if let Some(&a) = self.given_symbols.get(name) {
+            return Some(a);
+        }
+        crate::load::symbols::vmlinux_symbol_address(self, name)
+            .or_else(|| crate::load::finalize::internal_symbol_address(&self.profile, name))
+    }
+
+    /// Make the next load (`init_module`/`finit_module`) put its sections at these addresses
+    /// (section name → address, what `/sys/module/<m>/sections/` shows after a real load)
+    /// instead of the simulator's own. Each memory region is allocated where its sections'
+    /// addresses say; a section whose given address is not where the simulator's layout puts
+    /// it relative to the others is still put at the given address, and the disagreement is
+    /// recorded in [`Module::placement_mismatches`]. The placement is used once.
+    pub fn place_next_load(&mut self, sections: indexmap::IndexMap<String, u64>) {
+        self.placement = Some(sections);
+    }
+
+    /// The bytes of a live section of a loaded module (`/proc/kcore` at its address), after
+    /// relocation, the kernel's post-relocation patches and parameter parsing. `ENOENT` for an
+    /// unknown module or section, `EFAULT` for a freed (init) one.
+    pub fn section_bytes(&self, module: &str, section: &str) -> Result<Vec<u8>, Errno> {
+        let m = self.module(module).ok_or(Errno::ENOENT)?;
+        let s = m
+            .sections
+            .iter()
+            .find(|s| s.name == section)
+            .ok_or(Errno::ENOENT)?;
+        if s.init {
+            return Err(Errno::EFAULT);
+        }
+        let len = usize::try_from(s.size).map_err(|_| Errno::EFAULT)?;
+        self.memory.read(s.addr, len).map(<[u8]>::to_vec)
     }
 
     /// Install a hook that runs as `init` of the module `name` and returns what it returns.

@@ -14,6 +14,7 @@
 pub mod checks;
 pub mod decompress;
 pub mod elf_check;
+pub mod finalize;
 pub mod layout;
 pub mod params_step;
 pub mod reloc;
@@ -192,6 +193,8 @@ fn new_module(kernel: &Kernel, info: &LoadInfo) -> Module {
         using_gplonly_symbols: false,
         percpu_end: 0,
         kparams: Vec::new(),
+        sections: Vec::new(),
+        placement_mismatches: Vec::new(),
     }
 }
 
@@ -368,19 +371,32 @@ fn symtab_counts(kernel: &Kernel, info: &LoadInfo, lay: &layout::Layout) -> layo
 }
 
 /// Models `move_module()`: allocate each region in the module area and copy the sections.
+/// With a placement ([`Kernel::place_next_load`]) the regions go where the given section
+/// addresses say (see [`placed_regions`]).
 fn move_module(kernel: &mut Kernel, l: &mut Loading, lay: &layout::Layout) -> SysResult {
     let version = kernel.version();
     let sizes = layout::allocated_sizes(version, lay);
     let (_, area_end) = layout::module_area(&kernel.profile);
+    let placement = kernel.placement.take();
+    let given = placement
+        .as_ref()
+        .map(|p| placed_regions(l, lay, &sizes, p))
+        .unwrap_or_default();
     for t in MemType::ALL {
-        let size = sizes[t as usize];
+        let mut size = sizes[t as usize];
         if size == 0 {
             continue;
         }
-        let base = kernel.next_module_addr;
+        let base = match given.get(&t) {
+            Some(&(base, need)) => {
+                size = size.max(need);
+                base
+            }
+            None => kernel.next_module_addr,
+        };
         let end = base
             .checked_add(size)
-            .filter(|&e| e <= area_end)
+            .filter(|&e| placement.is_some() || e <= area_end)
             .ok_or_else(|| SysError::new("move_module", Errno::ENOMEM))?;
         kernel
             .memory
@@ -391,8 +407,10 @@ fn move_module(kernel: &mut Kernel, l: &mut Loading, lay: &layout::Layout) -> Sy
                 format!("{}: {t:?}", l.module.name),
             )
             .map_err(|_| SysError::new("move_module", Errno::ENOMEM))?;
-        // Leave a guard page between regions, as vmalloc does.
-        kernel.next_module_addr = layout::page_align(end) + layout::PAGE_SIZE;
+        if placement.is_none() {
+            // Leave a guard page between regions, as vmalloc does.
+            kernel.next_module_addr = layout::page_align(end) + layout::PAGE_SIZE;
+        }
         l.region[t as usize] = base;
         l.region_size[t as usize] = size;
         l.module.regions.push(base);
@@ -405,8 +423,27 @@ fn move_module(kernel: &mut Kernel, l: &mut Loading, lay: &layout::Layout) -> Sy
         if s.flags & SHF_ALLOC == 0 {
             continue;
         }
-        let addr = l.region[p.mem as usize] + p.offset;
+        let own = l.region[p.mem as usize] + p.offset;
+        let addr = match placement.as_ref().and_then(|m| m.get(&s.name)) {
+            Some(&a) if s.size > 0 => {
+                if a != own {
+                    l.module.placement_mismatches.push(format!(
+                        "{}: given at {a:#x}, the simulator's layout puts it at {own:#x} \
+                         ({:?} region + {:#x})",
+                        s.name, p.mem, p.offset
+                    ));
+                }
+                a
+            }
+            _ => own,
+        };
         l.addr[i] = addr;
+        l.module.sections.push(crate::kernel::ModuleSection {
+            name: s.name.clone(),
+            addr,
+            size: s.size,
+            init: p.mem.is_init(),
+        });
         if s.sh_type != SHT_NOBITS && s.size > 0 {
             let data = l
                 .info
@@ -425,6 +462,39 @@ fn move_module(kernel: &mut Kernel, l: &mut Loading, lay: &layout::Layout) -> Sy
         KernelVersion::V6_12 => sizes.iter().sum(),
     };
     Ok(())
+}
+
+/// Where a placement puts each region: its base (the given address of the region's first
+/// non-empty section with one, less that section's offset in the simulator's layout) and the
+/// size it must have so that every given section of the region fits.
+fn placed_regions(
+    l: &Loading,
+    lay: &layout::Layout,
+    sizes: &[u64; 7],
+    given: &indexmap::IndexMap<String, u64>,
+) -> std::collections::BTreeMap<MemType, (u64, u64)> {
+    let mut out: std::collections::BTreeMap<MemType, (u64, u64)> = Default::default();
+    for (i, p) in lay.placements.iter().enumerate() {
+        let (Some(p), Some(s)) = (p, l.info.sections.get(i)) else {
+            continue;
+        };
+        if s.flags & SHF_ALLOC == 0 || s.size == 0 || sizes[p.mem as usize] == 0 {
+            continue;
+        }
+        let Some(&a) = given.get(&s.name) else {
+            continue;
+        };
+        let base = out
+            .entry(p.mem)
+            .or_insert((a.wrapping_sub(p.offset), sizes[p.mem as usize]))
+            .0;
+        let need = a
+            .saturating_sub(base)
+            .saturating_add(s.size)
+            .max(out[&p.mem].1);
+        out.insert(p.mem, (base, layout::page_align(need)));
+    }
+    out
 }
 
 /// Everything after the module is unique: per-cpu, unload init, sections, symbols,
@@ -506,9 +576,11 @@ fn after_unformed(
         };
         kernel.push_trace(ev);
     }
+    finalize::module_finalize(kernel, l)?;
     read_init_exit(kernel, l);
     // mod->args = strndup_user(uargs): a NULL pointer faults here, late.
     let args = params_step::strndup_user(uargs).map_err(fail("strndup_user"))?;
+    finalize::ftrace_module_init(kernel, l);
     complete_formation(kernel, l)?;
     // The module's own named symbols, to name ops pointers: not section symbols (no name) nor
     // arm64 mapping symbols (`$x`, `$d`), which share addresses with the real ones.

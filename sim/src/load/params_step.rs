@@ -13,10 +13,17 @@ use crate::taint::{Lockdep, Taint};
 /// symbols.
 fn namer<'a>(
     kernel_profile: &'a crate::profile::Profile,
+    given: &'a indexmap::IndexMap<String, u64>,
     own: &'a [(u64, String)],
 ) -> impl Fn(u64) -> Option<String> + 'a {
     let base = kernel_image_base(kernel_profile);
+    // Addresses given for kernel symbols (Kernel::set_symbol_addresses) name them first.
+    let given: std::collections::HashMap<u64, &String> =
+        given.iter().rev().map(|(n, a)| (*a, n)).collect();
     move |addr: u64| {
+        if let Some(n) = given.get(&addr) {
+            return Some((*n).clone());
+        }
         if addr >= base && (addr - base).is_multiple_of(16) {
             let i = usize::try_from((addr - base) / 16).ok()?;
             if let Some((name, _)) = kernel_profile.exports().get_index(i) {
@@ -119,7 +126,7 @@ pub(crate) fn parse_module_args(
     let mut kp: Vec<KernelParam> = match l.info.find_sec("__param") {
         Some(i) => {
             let size = l.info.sections[i].size;
-            let n = namer(&kernel.profile, own_symbols);
+            let n = namer(&kernel.profile, &kernel.given_symbols, own_symbols);
             params::read_param_section(&kernel.memory, l.addr[i], size, &n)
                 .map_err(|e| SysError::new("find_module_sections", e))?
         }
@@ -127,7 +134,8 @@ pub(crate) fn parse_module_args(
     };
     resolve_wrappers(&mut kp, &thin_wrappers(l));
     let profile = kernel.profile.clone();
-    let n = namer(&profile, own_symbols);
+    let given = kernel.given_symbols.clone();
+    let n = namer(&profile, &given, own_symbols);
     let mut code = params::NoModuleCode;
     let mut ctx = Ctx {
         env: &env,

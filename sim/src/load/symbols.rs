@@ -34,10 +34,13 @@ pub struct Found {
     pub crc: Option<u32>,
 }
 
-/// The address the simulator gives the vmlinux export `name`: the kernel image base plus 16
-/// bytes per export, in the profile's order.
+/// The address of the vmlinux export `name`: given ([`Kernel::set_symbol_addresses`]), else
+/// the simulator's own: the kernel image base plus 16 bytes per export, in the profile's order.
 pub fn vmlinux_symbol_address(kernel: &Kernel, name: &str) -> Option<u64> {
     let i = kernel.profile.exports().get_index_of(name)?;
+    if let Some(&a) = kernel.given_symbols.get(name) {
+        return Some(a);
+    }
     Some(kernel_image_base(&kernel.profile) + 16 * i as u64)
 }
 
@@ -170,7 +173,13 @@ pub fn resolve_symbol(
 ) -> Result<u64, Unresolved> {
     let gplok = module.taints & Taint::ProprietaryModule.mask() == 0;
     let Some(f) = find_symbol(kernel, name, gplok) else {
-        return Err(Unresolved::NotFound);
+        // A symbol given with an address by the caller: exported by something outside the
+        // simulation (Kernel::set_symbol_addresses).
+        return kernel
+            .given_symbols
+            .get(name)
+            .copied()
+            .ok_or(Unresolved::NotFound);
     };
     if f.gpl_only {
         module.using_gplonly_symbols = true;

@@ -1,0 +1,558 @@
+//! What the kernel writes into a module's memory after relocation, before `init` runs: the
+//! architecture's `module_finalize()` (called by `post_relocation()`) and
+//! `ftrace_module_init()`. Without these a correctly relocated module still differs from the
+//! real kernel's copy byte for byte.
+//!
+//! | step | kernel source | what changes |
+//! |---|---|---|
+//! | [`apply_returns`] | arch/x86/kernel/alternative.c | each `.return_sites` `jmp __x86_return_thunk` becomes `ret; int3...` (or a jump to the CPU's own thunk) |
+//! | [`unwind_module_init`] | arch/x86/kernel/unwind_orc.c | `.orc_unwind_ip` / `.orc_unwind` sorted by address |
+//! | [`module_init_ftrace_plt`] | arch/arm64/kernel/module.c | the ftrace trampolines: PLT entries to `ftrace_caller` (6.1: and `ftrace_regs_caller`) |
+//! | [`ftrace_process_locs`] | kernel/trace/ftrace.c | the call-site table (`__mcount_loc`, `__patchable_function_entries`) sorted, each site made a NOP by the arch's `ftrace_init_nop()`: x86 `call __fentry__` → 5-byte NOP; arm64 first NOP → `mov x9, x30`, and on 6.12 the `ftrace_nop_ops` literal before the function |
+//!
+//! Sections the kernel would also patch but the simulator does not model yet (alternatives,
+//! `.smp_locks`, retpolines, static calls, jump labels, the exception table) are named in the
+//! trace (`module_finalize`, "not modelled") so that a difference there is not a mystery.
+//!
+//! Sorting is `sort()` of lib/sort.c, step for step ([`sort_r`]): with comparisons that can
+//! tie (the ORC table's), only the kernel's own heapsort gives the kernel's order.
+//!
+//! *Invariant:* every read and write goes through [`Memory`] and is bounds-checked; a table
+//! entry that points outside the module is skipped, as the kernel's `WARN`s skip it.
+
+use crate::errno::Errno;
+use crate::kernel::{Kernel, SysError, SysResult};
+use crate::load::Loading;
+use crate::load::layout::kernel_image_base;
+use crate::load::reloc::plt::get_plt_entry;
+use crate::memory::Memory;
+use crate::profile::{Arch, KernelVersion, Profile};
+use crate::trace::TraceEvent;
+
+/// Kernel symbols the patches point at that are not exports, each with the simulator's own
+/// address for it (after the exports, 16 bytes apart); a given address replaces it
+/// ([`Kernel::set_symbol_addresses`]).
+const INTERNAL_SYMBOLS: [&str; 5] = [
+    "ftrace_caller",
+    "ftrace_regs_caller",
+    "ftrace_nop_ops",
+    "its_return_thunk",
+    "srso_return_thunk",
+];
+
+/// The simulator's address for one of [`INTERNAL_SYMBOLS`].
+pub(crate) fn internal_symbol_address(profile: &Profile, name: &str) -> Option<u64> {
+    let i = INTERNAL_SYMBOLS.iter().position(|&n| n == name)?;
+    let after_exports = profile.exports().len() as u64 + 1 + i as u64;
+    Some(kernel_image_base(profile) + 16 * after_exports)
+}
+
+/// `x86_nops[5]`: the 5-byte NOP ftrace writes over `call __fentry__`.
+const X86_NOP5: [u8; 5] = [0x0f, 0x1f, 0x44, 0x00, 0x00];
+/// `aarch64_insn_gen_nop()`.
+const A64_NOP: u32 = 0xd503_201f;
+/// `aarch64_insn_gen_move_reg(x9, lr, 64-bit)`: `mov x9, x30` (`orr x9, xzr, x30`).
+const A64_MOV_X9_LR: u32 = 0xaa1e_03e9;
+
+/// The simulated CPU's view of the module: the machine facts the patches depend on.
+fn rethunk(kernel: &Kernel) -> Option<&str> {
+    kernel.settings.x86_return_thunk.as_deref()
+}
+
+struct Sec {
+    addr: u64,
+    size: u64,
+}
+
+fn find(l: &Loading, name: &str) -> Option<Sec> {
+    let i = l.info.find_sec(name)?;
+    let s = l.info.sections.get(i)?;
+    let addr = *l.addr.get(i)?;
+    (addr != 0).then_some(Sec { addr, size: s.size })
+}
+
+/// Models `module_finalize()` (arch/x86/kernel/module.c, arch/arm64/kernel/module.c), the
+/// last step of `post_relocation()`.
+pub(crate) fn module_finalize(kernel: &mut Kernel, l: &mut Loading) -> SysResult {
+    let mut notes: Vec<String> = Vec::new();
+    let not_modelled: &[&str] = match kernel.profile.arch() {
+        Arch::X86_64 => &[
+            ".altinstructions",
+            ".smp_locks",
+            ".parainstructions",
+            ".retpoline_sites",
+            ".static_call_sites",
+            "__jump_table",
+            "__ex_table",
+        ],
+        Arch::Aarch64 => &[".altinstructions", "__jump_table", "__ex_table"],
+    };
+    for name in not_modelled {
+        if find(l, name).is_some_and(|s| s.size > 0) {
+            notes.push(format!("{name} (not modelled: the kernel may patch more)"));
+        }
+    }
+    let r = match kernel.profile.arch() {
+        Arch::X86_64 => {
+            if let Some(s) = find(l, ".return_sites") {
+                let n = apply_returns(kernel, &s);
+                notes.push(format!("apply_returns: {n} return thunk sites rewritten"));
+            }
+            if let (Some(orc), Some(ip)) = (find(l, ".orc_unwind"), find(l, ".orc_unwind_ip")) {
+                let n = unwind_module_init(kernel, &ip, &orc);
+                notes.push(format!("unwind_module_init: {n} ORC entries sorted"));
+            }
+            Ok(())
+        }
+        Arch::Aarch64 => module_init_ftrace_plt(kernel, l, &mut notes),
+    };
+    if kernel.tracing() {
+        let mut ev = TraceEvent::new(
+            "module_finalize",
+            "arch/*/kernel/module.c",
+            "the architecture's patches to the relocated module",
+        );
+        for (i, n) in notes.iter().enumerate() {
+            ev = ev.with(format!("{}", i + 1), n);
+        }
+        kernel.push_trace(ev);
+    }
+    r
+}
+
+/// Models `apply_returns()` with `patch_return()` (arch/x86/kernel/alternative.c,
+/// `CONFIG_RETHUNK`): every `.return_sites` entry (a PREL32 offset to a `jmp
+/// __x86_return_thunk`) becomes `ret` and `int3` padding when the CPU needs no return thunk,
+/// or a jump to the thunk the CPU uses. Returns the number of sites rewritten.
+fn apply_returns(kernel: &mut Kernel, s: &Sec) -> usize {
+    let p = &kernel.profile;
+    let on = match p.version() {
+        KernelVersion::V6_1 => {
+            p.is_enabled("RETPOLINE") && p.is_enabled("OBJTOOL") && p.is_enabled("RETHUNK")
+        }
+        KernelVersion::V6_12 => {
+            p.is_enabled("MITIGATION_RETPOLINE")
+                && p.is_enabled("OBJTOOL")
+                && p.is_enabled("MITIGATION_RETHUNK")
+        }
+    };
+    if !on {
+        return 0;
+    }
+    let Some(thunk) = kernel.kernel_symbol_address("__x86_return_thunk") else {
+        return 0;
+    };
+    let cpu_thunk = rethunk(kernel).map(str::to_string);
+    let cpu_thunk_addr = cpu_thunk
+        .as_deref()
+        .and_then(|t| kernel.kernel_symbol_address(t));
+    let mut n = 0;
+    for k in 0..s.size / 4 {
+        let at = s.addr + 4 * k;
+        let Ok(off) = kernel.memory.read_u32(at) else {
+            continue;
+        };
+        let addr = at.wrapping_add(off as i32 as i64 as u64);
+        // insn_decode_kernel(): only a 5-byte `jmp rel32` has a destination.
+        let Ok(insn) = kernel.memory.read(addr, 5) else {
+            continue;
+        };
+        if insn[0] != 0xe9 {
+            continue; // WARN_ONCE("missing return thunk")
+        }
+        let rel = i32::from_le_bytes([insn[1], insn[2], insn[3], insn[4]]);
+        let dest = addr.wrapping_add(5).wrapping_add(rel as i64 as u64);
+        // __static_call_fixup(): a static call trampoline ends in `ud1 %esp, %ecx`.
+        if kernel
+            .memory
+            .read(addr.wrapping_add(5), 3)
+            .is_ok_and(|b| b == [0x0f, 0xb9, 0xcc])
+        {
+            continue;
+        }
+        if dest != thunk {
+            continue; // WARN_ONCE("missing return thunk")
+        }
+        let mut bytes = [0xcc_u8; 5];
+        // cpu_wants_rethunk_at()
+        let wants = match (cpu_thunk.as_deref(), cpu_thunk_addr) {
+            (Some("its_return_thunk"), Some(_)) => addr & 0x20 == 0,
+            (Some(_), Some(_)) => true,
+            _ => false,
+        };
+        match cpu_thunk_addr.filter(|_| wants) {
+            Some(t) => {
+                bytes[0] = 0xe9;
+                let rel = t.wrapping_sub(addr.wrapping_add(5)) as i32;
+                bytes[1..].copy_from_slice(&rel.to_le_bytes());
+            }
+            None => bytes[0] = 0xc3,
+        }
+        if kernel.memory.write(addr, &bytes).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Models `unwind_module_init()` (arch/x86/kernel/unwind_orc.c): `.orc_unwind_ip` (PREL32
+/// addresses) and `.orc_unwind` (6-byte `struct orc_entry`) sorted together by absolute
+/// address with `orc_sort_cmp()`/`orc_sort_swap()`. Returns the number of entries.
+fn unwind_module_init(kernel: &mut Kernel, ip: &Sec, orc: &Sec) -> usize {
+    let version = kernel.version();
+    let n = (ip.size / 4).min(orc.size / 6) as usize;
+    let mem = &mut kernel.memory;
+    let (Ok(ipb), Ok(orcb)) = (mem.read(ip.addr, n * 4), mem.read(orc.addr, n * 6)) else {
+        return 0;
+    };
+    let mut ips: Vec<i32> = ipb
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let mut orcs: Vec<[u8; 6]> = orcb
+        .chunks_exact(6)
+        .map(|c| [c[0], c[1], c[2], c[3], c[4], c[5]])
+        .collect();
+    let base = ip.addr;
+    let at = |ips: &[i32], i: usize| (base + 4 * i as u64).wrapping_add(ips[i] as i64 as u64);
+    // The "weak" section terminators sort first among equal addresses.
+    let undefined = |e: &[u8; 6]| match version {
+        // sp_reg == ORC_REG_UNDEFINED && !end
+        KernelVersion::V6_1 => e[4] & 0x0f == 0 && e[5] & 0x04 == 0,
+        // type == ORC_TYPE_UNDEFINED
+        KernelVersion::V6_12 => e[5] & 0x07 == 0,
+    };
+    let (ipc, orcc) = (
+        std::cell::RefCell::new(&mut ips),
+        std::cell::RefCell::new(&mut orcs),
+    );
+    sort_r(
+        version,
+        n,
+        |a, b| {
+            let ips = ipc.borrow();
+            let (x, y) = (at(&ips, a), at(&ips, b));
+            if x != y {
+                return if x > y { 1 } else { -1 };
+            }
+            if undefined(&orcc.borrow()[a]) { -1 } else { 1 }
+        },
+        |a, b| {
+            let mut ips = ipc.borrow_mut();
+            let delta = (4 * (b as i64 - a as i64)) as i32;
+            let tmp = ips[a];
+            ips[a] = ips[b].wrapping_add(delta);
+            ips[b] = tmp.wrapping_sub(delta);
+            orcc.borrow_mut().swap(a, b);
+        },
+    );
+    let ipb: Vec<u8> = ips.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let orcb: Vec<u8> = orcs.iter().flatten().copied().collect();
+    if mem.write(ip.addr, &ipb).is_err() || mem.write(orc.addr, &orcb).is_err() {
+        return 0;
+    }
+    n
+}
+
+/// Models `module_init_ftrace_plt()` (arch/arm64/kernel/module.c): the ftrace trampolines
+/// are PLT entries to `ftrace_caller` (`FTRACE_ADDR`) and, on 6.1 with
+/// `CONFIG_DYNAMIC_FTRACE_WITH_REGS`, `ftrace_regs_caller`; 6.12 also fills the init one.
+/// A module without the section is refused with `ENOEXEC`.
+fn module_init_ftrace_plt(kernel: &mut Kernel, l: &Loading, notes: &mut Vec<String>) -> SysResult {
+    let p = &kernel.profile;
+    let v6_1 = p.version() == KernelVersion::V6_1;
+    if !p.is_enabled("DYNAMIC_FTRACE") || (v6_1 && !p.is_enabled("ARM64_MODULE_PLTS")) {
+        return Ok(());
+    }
+    let regs = v6_1 && p.is_enabled("DYNAMIC_FTRACE_WITH_REGS");
+    let mut plts: Vec<(&str, u64, &str)> = Vec::new();
+    let tramp = find(l, ".text.ftrace_trampoline")
+        .ok_or_else(|| SysError::new("module_init_ftrace_plt", Errno::ENOEXEC))?;
+    plts.push((".text.ftrace_trampoline", tramp.addr, "ftrace_caller"));
+    if regs {
+        plts.push((
+            ".text.ftrace_trampoline",
+            tramp.addr + 12,
+            "ftrace_regs_caller",
+        ));
+    }
+    if !v6_1 {
+        let init = find(l, ".init.text.ftrace_trampoline")
+            .ok_or_else(|| SysError::new("module_init_ftrace_plt", Errno::ENOEXEC))?;
+        plts.push((".init.text.ftrace_trampoline", init.addr, "ftrace_caller"));
+    }
+    for (sec, at, target) in plts {
+        let dst = kernel.kernel_symbol_address(target).unwrap_or(0);
+        let e = get_plt_entry(dst, at, &mut kernel.log);
+        kernel
+            .memory
+            .write(at, &e.to_bytes())
+            .map_err(|_| SysError::new("module_init_ftrace_plt", Errno::EFAULT))?;
+        notes.push(format!(
+            "{sec} at {at:#x}: PLT entry to {target} ({dst:#x})"
+        ));
+    }
+    Ok(())
+}
+
+/// Models `ftrace_module_init()` → `ftrace_process_locs()` (kernel/trace/ftrace.c): the
+/// module's call-site table (`FTRACE_CALLSITE_SECTION`) is sorted in place, then each site is
+/// initialised by the arch's `ftrace_init_nop()`. A site whose bytes are not what the kernel
+/// expects stops the walk (the kernel's `ftrace_bug()`, which also disables ftrace; the
+/// simulator records it in the trace and the log).
+pub(crate) fn ftrace_module_init(kernel: &mut Kernel, l: &Loading) {
+    let p = &kernel.profile;
+    if !p.is_enabled("DYNAMIC_FTRACE") || !p.is_enabled("FTRACE_MCOUNT_RECORD") {
+        return;
+    }
+    let secname = if p.is_enabled("FTRACE_MCOUNT_USE_PATCHABLE_FUNCTION_ENTRY") {
+        "__patchable_function_entries"
+    } else {
+        "__mcount_loc"
+    };
+    let Some(s) = find(l, secname) else { return };
+    let n = ftrace_process_locs(kernel, &s);
+    if kernel.tracing() {
+        let ev = TraceEvent::new(
+            "ftrace_module_init",
+            "kernel/trace/ftrace.c",
+            "ftrace sorted the module's call sites and made each one a NOP",
+        )
+        .with("call-site table", secname)
+        .with("sites initialised", n);
+        kernel.push_trace(ev);
+    }
+}
+
+/// `ftrace_process_locs()` for a module: returns the number of sites initialised.
+fn ftrace_process_locs(kernel: &mut Kernel, s: &Sec) -> usize {
+    let version = kernel.version();
+    let count = (s.size / 8) as usize;
+    let Ok(b) = kernel.memory.read(s.addr, count * 8) else {
+        return 0;
+    };
+    let mut locs: Vec<u64> = b
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect();
+    let cell = std::cell::RefCell::new(&mut locs);
+    sort_r(
+        version,
+        count,
+        |a, b| {
+            let v = cell.borrow();
+            v[a].cmp(&v[b]) as i32
+        },
+        |a, b| cell.borrow_mut().swap(a, b),
+    );
+    let bytes: Vec<u8> = locs.iter().flat_map(|v| v.to_le_bytes()).collect();
+    if kernel.memory.write(s.addr, &bytes).is_err() {
+        return 0;
+    }
+    let arch = kernel.profile.arch();
+    let fentry = kernel.kernel_symbol_address("__fentry__").unwrap_or(0);
+    let nop_ops = kernel.kernel_symbol_address("ftrace_nop_ops").unwrap_or(0);
+    let mut done = 0;
+    for &loc in &locs {
+        let ip = ftrace_call_adjust(&kernel.profile, &kernel.memory, loc);
+        if ip == 0 {
+            continue;
+        }
+        let r = match arch {
+            Arch::X86_64 => x86_ftrace_init_nop(&mut kernel.memory, ip, fentry),
+            Arch::Aarch64 => a64_ftrace_init_nop(&kernel.profile, &mut kernel.memory, ip, nop_ops),
+        };
+        if let Err(e) = r {
+            kernel.log.info("------------[ ftrace bug ]------------");
+            kernel.log.info(match e {
+                Errno::EFAULT => format!("ftrace faulted on modifying [<{ip:016x}>]"),
+                _ => format!("ftrace failed to modify [<{ip:016x}>]"),
+            });
+            break;
+        }
+        done += 1;
+    }
+    done
+}
+
+/// `ftrace_call_adjust()`: from the table entry to the address the arch patches.
+fn ftrace_call_adjust(profile: &Profile, mem: &Memory, addr: u64) -> u64 {
+    if addr == 0 {
+        return 0;
+    }
+    match profile.arch() {
+        Arch::X86_64 => addr,
+        Arch::Aarch64 => {
+            if !profile.is_enabled("DYNAMIC_FTRACE_WITH_CALL_OPS") {
+                // The BL is the second of the two NOPs at the entry.
+                if profile.is_enabled("DYNAMIC_FTRACE_WITH_REGS")
+                    || profile.is_enabled("DYNAMIC_FTRACE_WITH_ARGS")
+                {
+                    return addr + 4;
+                }
+                return addr;
+            }
+            // Two NOPs before the function (the ops literal), an optional BTI, then the two.
+            if !addr.is_multiple_of(8) {
+                return 0; // WARN_RATELIMIT("Misaligned patch-site")
+            }
+            let mut a = addr + 8;
+            if profile.is_enabled("ARM64_BTI_KERNEL")
+                && mem
+                    .read_u32(a)
+                    .is_ok_and(|insn| insn & 0xffff_ff3f == 0xd503_241f)
+            {
+                a += 4;
+            }
+            a + 4
+        }
+    }
+}
+
+/// x86's `ftrace_init_nop()` → `ftrace_make_nop(mod, rec, MCOUNT_ADDR)` →
+/// `ftrace_modify_code_direct()`: the `call __fentry__` at `ip` becomes `x86_nops[5]`.
+fn x86_ftrace_init_nop(mem: &mut Memory, ip: u64, fentry: u64) -> Result<(), Errno> {
+    let mut old = [0xe8_u8, 0, 0, 0, 0];
+    let rel = fentry.wrapping_sub(ip.wrapping_add(5)) as i32;
+    old[1..].copy_from_slice(&rel.to_le_bytes());
+    let cur = mem.read(ip, 5).map_err(|_| Errno::EFAULT)?;
+    if cur != old {
+        return Err(Errno::EINVAL);
+    }
+    mem.write(ip, &X86_NOP5).map_err(|_| Errno::EPERM)
+}
+
+/// arm64's `ftrace_init_nop()`: on 6.12 (`CONFIG_DYNAMIC_FTRACE_WITH_CALL_OPS`) first
+/// `ftrace_rec_set_nop_ops()` writes `&ftrace_nop_ops` into the literal before the function;
+/// then the NOP before `ip` becomes `mov x9, x30` (`ftrace_modify_code()` with validation).
+fn a64_ftrace_init_nop(
+    profile: &Profile,
+    mem: &mut Memory,
+    ip: u64,
+    nop_ops: u64,
+) -> Result<(), Errno> {
+    if profile.is_enabled("DYNAMIC_FTRACE_WITH_CALL_OPS") {
+        let literal = (ip.wrapping_sub(12)) & !7;
+        mem.write_u64(literal, nop_ops).map_err(|_| Errno::EPERM)?;
+    }
+    let pc = ip.wrapping_sub(4);
+    let cur = mem.read_u32(pc).map_err(|_| Errno::EFAULT)?;
+    if cur != A64_NOP {
+        return Err(Errno::EINVAL);
+    }
+    mem.write_u32(pc, A64_MOV_X9_LR).map_err(|_| Errno::EPERM)
+}
+
+/// `sort_r()` of lib/sort.c, the version's heapsort (6.12 extracts two elements per round
+/// and compares children with `>` instead of `>=`), over `num` elements addressed by index:
+/// `cmp(a, b)` is the kernel's comparison (<0, 0, >0), `swap(a, b)` its swap function.
+pub fn sort_r(
+    version: KernelVersion,
+    num: usize,
+    mut cmp: impl FnMut(usize, usize) -> i32,
+    mut swap: impl FnMut(usize, usize),
+) {
+    // Indices below are element indices; the kernel's are byte offsets (size times these).
+    let parent = |i: usize| (i - 1) / 2;
+    let mut n = num;
+    let mut a = num / 2;
+    if a == 0 {
+        return;
+    }
+    let v6_12 = version == KernelVersion::V6_12;
+    let mut shift = 0usize;
+    loop {
+        if a != 0 {
+            a -= 1 << shift;
+        } else if v6_12 {
+            if n > 3 {
+                n -= 1;
+                swap(0, n);
+                shift = usize::from(cmp(1, 2) <= 0);
+                a = 1 << shift;
+                n -= 1;
+                swap(a, n);
+            } else {
+                break;
+            }
+        } else {
+            n -= 1;
+            if n == 0 {
+                break;
+            }
+            swap(0, n);
+        }
+        let mut b = a;
+        let (mut c, mut d);
+        loop {
+            c = 2 * b + 1;
+            d = c + 1;
+            if d >= n {
+                break;
+            }
+            let r = cmp(c, d);
+            b = if (v6_12 && r > 0) || (!v6_12 && r >= 0) {
+                c
+            } else {
+                d
+            };
+        }
+        if d == n {
+            b = c;
+        }
+        while b != a && cmp(a, b) >= 0 {
+            b = parent(b);
+        }
+        let c = b;
+        while b != a {
+            b = parent(b);
+            swap(b, c);
+        }
+    }
+    if v6_12 {
+        n -= 1;
+        swap(0, n);
+        if n == 2 && cmp(0, 1) > 0 {
+            swap(0, 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sorted(version: KernelVersion, v: &[i64]) -> Vec<i64> {
+        let cell = std::cell::RefCell::new(v.to_vec());
+        sort_r(
+            version,
+            v.len(),
+            |a, b| {
+                let v = cell.borrow();
+                v[a].cmp(&v[b]) as i32
+            },
+            |a, b| cell.borrow_mut().swap(a, b),
+        );
+        cell.into_inner()
+    }
+
+    #[test]
+    fn sort_r_sorts_like_sort_for_both_versions() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for len in 0..70 {
+            let v: Vec<i64> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x % 23) as i64
+                })
+                .collect();
+            let mut want = v.clone();
+            want.sort();
+            for version in [KernelVersion::V6_1, KernelVersion::V6_12] {
+                assert_eq!(sorted(version, &v), want, "{version:?} {v:?}");
+            }
+        }
+    }
+}
