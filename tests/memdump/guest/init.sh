@@ -4,9 +4,10 @@
 # /m/load (memdump.py prepare) lists the modules in load order, 'MODULE FILE load|refuse
 # PARAMS...'; each is loaded with busybox insmod ('refuse': this kernel is expected to refuse it;
 # insmod's message and the module's kernel messages are printed as 'refused' lines). Then, all from this one boot: the /proc/kallsyms lines of the names
-# in /m/syms (kptr_restrict=1: real addresses for root), the VMCOREINFO note of /proc/kcore, and
-# for each module /bin/kcore (guest/kcore.c) prints every section address and the bytes of the
-# live sections from /proc/kcore.
+# in /m/syms (kptr_restrict=1: real addresses for root) and the VMCOREINFO note of /proc/kcore.
+# Right after each module is loaded (before the next one's init runs), /bin/kcore
+# (guest/kcore.c) prints its section addresses and the bytes of its live sections from
+# /proc/kcore.
 # Console output, each line behind a marker (anything else on the console is boot noise):
 #   '@@MEMDUMP@@ '        meta, loaded, refused, ksym lines, and kcore's vmcoreinfo/sec/bytes/b/end lines
 #   '@@MEMDUMP-ERR@@ '    an error (insmod's message, a kcore failure, ...)
@@ -34,7 +35,6 @@ echo 1 >/proc/sys/kernel/kptr_restrict || { err "cannot set kptr_restrict"; fini
 printf '%s meta uname %s\n' "$M" "$(uname -r)"
 printf '%s meta possible %s\n' "$M" "$(cat /sys/devices/system/cpu/possible)"
 
-mods=
 while read -r mod file expect params; do
 	[ -n "$mod" ] || continue
 	dmesg -c >/dev/null
@@ -42,7 +42,9 @@ while read -r mod file expect params; do
 	if insmod "/m/$file" $params 2>/tmp/err; then
 		[ "$expect" = load ] || { err "insmod $file: loaded, but this kernel should refuse it"; finish 1; }
 		printf '%s loaded %s\n' "$M" "$mod"
-		mods="$mods $mod"
+		# Dump it now, before the next module's init can write into it (mp_use's init
+		# increments mp_export_counter): each module as its own load left it.
+		/bin/kcore module "$mod" "/m/$mod.sizes" || { err "kcore module $mod failed"; finish 1; }
 		continue
 	fi
 	if [ "$expect" = refuse ]; then
@@ -62,7 +64,4 @@ awk -v m="$M" 'NR == FNR { w[$1] = 1; next } ($3 in w) { print m " ksym " $0 }' 
 	{ err "reading /proc/kallsyms failed"; finish 1; }
 
 /bin/kcore vmcoreinfo || { err "kcore vmcoreinfo failed"; finish 1; }
-for mod in $mods; do
-	/bin/kcore module "$mod" "/m/$mod.sizes" || { err "kcore module $mod failed"; finish 1; }
-done
 finish 0
