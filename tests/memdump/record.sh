@@ -1,0 +1,132 @@
+#!/bin/bash
+# record.sh: record the memory of loaded modules on the real kernels, under QEMU (TCG), for the
+# byte-by-byte comparison of the simulator's module layout and relocations.
+#
+# Usage: tests/memdump/record.sh [KERNEL...]
+#   KERNEL   debian-6.1-amd64 debian-6.1-arm64 debian-6.12-amd64 debian-6.12-arm64 (default: all)
+# Environment:
+#   TIMEOUT  seconds per boot (default 300)   JOBS  kernels recorded at once (default 2)
+#
+# One boot per kernel, with the machine of tests/conformance/record.sh (same QEMU options). The
+# guest (guest/init.sh) loads mp_lib, mp_export, mp_use, mp_use_ns, mp_plt, mp_weak, mp_noexit
+# and mp_types (with parameters; the list is in memdump.py) from tests/fixtures/ko/<kernel>/
+# (arm64 refuses mp_weak, as expected: checked, and noted in the JSON), prints the
+# /proc/kallsyms lines of the symbols the modules import and, through guest/kcore.c, the
+# VMCOREINFO note of /proc/kcore (KERNELOFFSET: the KASLR slide), every section address of every
+# module (/sys/module/*/sections) and the bytes of every live section read from /proc/kcore,
+# base64 with a CRC32, on the serial console. memdump.py checks it, resolves the symbols (arm64
+# also from the kernel Image's export table) and writes tests/fixtures/memdump/<kernel>.json
+# (format: tests/fixtures/memdump/README.md). A boot takes 6-9 s.
+# Work files and console logs: target/lab/memdump/<kernel>/ (console.log).
+# A failed kernel (timeout, an insmod error, a bad or incomplete dump) keeps its old JSON file;
+# the others go on, and record.sh exits 1 at the end.
+set -euo pipefail
+. "$(dirname "$0")/../lab/lib.sh"
+MD=$REPO/tests/memdump
+G=$MD/guest
+PY=(python3 "$MD/memdump.py")
+WORK=$LAB/memdump
+KO_DIR=$REPO/tests/fixtures/ko
+OUT=$REPO/tests/fixtures/memdump
+TIMEOUT=${TIMEOUT:-300}
+JOBS=${JOBS:-2}
+
+kernels=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	-h|--help) sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+	-*) die "unknown option $1" ;;
+	*) check_kernel "$1"; kernels+=("$1"); shift ;;
+	esac
+done
+[ ${#kernels[@]} -gt 0 ] || read -ra kernels <<<"$KERNELS"
+mkdir -p "$OUT" "$WORK/bin"
+
+T0=$(date +%s%N)
+secs() { local d=$(( $(date +%s%N) - $1 )); printf '%d.%d' $((d / 1000000000)) $((d / 100000000 % 10)); }
+
+"$REPO/tests/lab/fetch-kernels.sh"
+
+gcc -static -O2 -Wall -Wextra -Werror -o "$WORK/bin/kcore-amd64" "$G/kcore.c"
+aarch64-linux-gnu-gcc -static -O2 -Wall -Wextra -Werror -o "$WORK/bin/kcore-arm64" "$G/kcore.c"
+
+# the QEMU machine, as tests/conformance/record.sh has it
+machine() {
+	case $(karch "$1") in
+	amd64) echo "qemu-system-x86_64 -accel tcg -m 1G -smp 1" ;;
+	arm64) echo "qemu-system-aarch64 -M virt -cpu cortex-a57 -accel tcg -m 1G -smp 1" ;;
+	esac
+}
+
+# ---- stage and pack one initramfs per kernel ----
+for k in "${kernels[@]}"; do
+	a=$(karch "$k")
+	case $a in
+	amd64) bb=/bin/busybox ;;
+	arm64) bb=$LAB/root/busybox-arm64/bin/busybox ;;
+	esac
+	[ -f "$bb" ] || die "no static busybox $bb"
+	readelf -lW "$bb" | grep -q 'program interpreter' && die "$bb is not static"
+	[ -d "$KO_DIR/$k" ] || die "no fixtures $KO_DIR/$k"
+	[ -f "$(kimage "$k")" ] || die "no $(kimage "$k")"
+	st=$WORK/$k/stage
+	rm -rf "$st"; mkdir -p "$st/bin" "$st/m" "$st/proc" "$st/sys" "$st/dev" "$st/tmp"
+	cp "$bb" "$st/bin/busybox"; ln -s busybox "$st/bin/sh"
+	cp "$WORK/bin/kcore-$a" "$st/bin/kcore"
+	cp "$G/init.sh" "$st/init"; chmod 755 "$st/init"
+	"${PY[@]}" prepare "$k" "$KO_DIR/$k" "$st/m"
+	while read -r _ f _; do cp "$KO_DIR/$k/$f" "$st/m/"; done <"$st/m/load"
+	python3 "$REPO/tests/conformance/guest/hosttool.py" cpio "$st" "$WORK/$k/initramfs.cpio.gz"
+	echo "memdump: $k: initramfs $(stat -c %s "$WORK/$k/initramfs.cpio.gz") bytes"
+done
+
+# record_kernel KERNEL: one boot; writes $WORK/KERNEL/status (0: ok)
+record_kernel() {
+	local k=$1 a log rc=0 xrc=0 T=$(date +%s%N) app="loglevel=1 panic=-1 rdinit=/init"
+	local -a Q
+	a=$(karch "$k")
+	read -ra Q <<<"$(machine "$k")"
+	if [ "$a" = amd64 ]; then
+		Q+=(-nographic -no-reboot -kernel "$(kimage "$k")" -initrd "$WORK/$k/initramfs.cpio.gz"
+		    -append "console=ttyS0 $app")
+	else
+		Q+=(-nographic -no-reboot -kernel "$(kimage "$k")" -initrd "$WORK/$k/initramfs.cpio.gz"
+		    -append "console=ttyAMA0 $app")
+	fi
+	log=$WORK/$k/console.log
+	echo 1 >"$WORK/$k/status"
+	timeout "$TIMEOUT" "${Q[@]}" </dev/null >"$log" 2>&1 || rc=$?
+	if [ $rc = 124 ]; then
+		echo "memdump: $k: FAILED: boot timed out after ${TIMEOUT}s (log $log)" >&2
+		tail -n 20 "$log" | tr -d '\r' | sed "s/^/  $k| /" >&2
+		return
+	fi
+	local m
+	m=$(machine "$k")
+	[ "$a" = amd64 ] && m="$m (cpu qemu64)"
+	"${PY[@]}" extract "$k" "$KO_DIR/$k" "$(kimage "$k")" "$log" "$m" "$OUT/$k.json" \
+		2> >(sed "s#^#  $k| #" >&2) || xrc=$?
+	if [ $xrc != 0 ]; then
+		echo "memdump: $k: FAILED (qemu status $rc, log $log); console tail:" >&2
+		tail -n 20 "$log" | tr -d '\r' | sed "s/^/  $k| /" >&2
+		return
+	fi
+	echo 0 >"$WORK/$k/status"
+	echo "memdump: $k: ok in $(secs "$T")s, $(stat -c %s "$OUT/$k.json") bytes"
+}
+
+running=0
+for k in "${kernels[@]}"; do
+	rm -f "$WORK/$k/status"
+	if [ $running -ge "$JOBS" ]; then wait -n || true; running=$((running - 1)); fi
+	record_kernel "$k" &
+	running=$((running + 1))
+done
+wait
+
+failed=0
+for k in "${kernels[@]}"; do
+	[ "$(cat "$WORK/$k/status" 2>/dev/null)" = 0 ] || { echo "memdump: $k: FAILED" >&2; failed=1; }
+done
+echo "memdump: total $(secs "$T0")s"
+exit $failed
