@@ -6,6 +6,7 @@
 //! | step | kernel source | what changes |
 //! |---|---|---|
 //! | [`apply_returns`] | arch/x86/kernel/alternative.c | each `.return_sites` `jmp __x86_return_thunk` becomes `ret; int3...` (or a jump to the CPU's own thunk) |
+//! | [`apply_seal_endbr`] | arch/x86/kernel/alternative.c | each `.ibt_endbr_seal` `endbr64` becomes a 4-byte NOP |
 //! | [`unwind_module_init`] | arch/x86/kernel/unwind_orc.c | `.orc_unwind_ip` / `.orc_unwind` sorted by address |
 //! | [`module_init_ftrace_plt`] | arch/arm64/kernel/module.c | the ftrace trampolines: PLT entries to `ftrace_caller` (6.1: and `ftrace_regs_caller`) |
 //! | [`ftrace_process_locs`] | kernel/trace/ftrace.c | the call-site table (`__mcount_loc`, `__patchable_function_entries`) sorted, each site made a NOP by the arch's `ftrace_init_nop()`: x86 `call __fentry__` → 5-byte NOP; arm64 first NOP → `mov x9, x30`, and on 6.12 the `ftrace_nop_ops` literal before the function |
@@ -98,6 +99,14 @@ pub(crate) fn module_finalize(kernel: &mut Kernel, l: &mut Loading) -> SysResult
                 let n = apply_returns(kernel, &s);
                 notes.push(format!("apply_returns: {n} return thunk sites rewritten"));
             }
+            if let Some(s) = find(l, ".ibt_endbr_seal") {
+                let n = apply_seal_endbr(kernel, &s);
+                let f = match kernel.version() {
+                    KernelVersion::V6_1 => "apply_ibt_endbr",
+                    KernelVersion::V6_12 => "apply_seal_endbr",
+                };
+                notes.push(format!("{f}: {n} ENDBR instructions sealed"));
+            }
             if let (Some(orc), Some(ip)) = (find(l, ".orc_unwind"), find(l, ".orc_unwind_ip")) {
                 let n = unwind_module_init(kernel, &ip, &orc);
                 notes.push(format!("unwind_module_init: {n} ORC entries sorted"));
@@ -189,6 +198,41 @@ fn apply_returns(kernel: &mut Kernel, s: &Sec) -> usize {
             None => bytes[0] = 0xc3,
         }
         if kernel.memory.write(addr, &bytes).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// `gen_endbr()`: `endbr64`, as a little-endian word.
+const ENDBR64: u32 = 0xfa1e_0ff3;
+/// `gen_endbr_poison()`: `osp nopl (%rax)`, the 4-byte NOP that replaces a sealed ENDBR.
+const ENDBR_POISON: u32 = 0x001f_0f66;
+
+/// Models `apply_seal_endbr()` (6.12; `apply_ibt_endbr()` on 6.1) with `poison_endbr()`
+/// (arch/x86/kernel/alternative.c, `CONFIG_X86_KERNEL_IBT`): every `.ibt_endbr_seal` entry
+/// (PREL32) is the `endbr64` of a function never called indirectly; it becomes
+/// [`ENDBR_POISON`], whatever the CPU. A site without an ENDBR is left alone (the kernel
+/// warns). Returns the number sealed.
+fn apply_seal_endbr(kernel: &mut Kernel, s: &Sec) -> usize {
+    if !kernel.profile.is_enabled("X86_KERNEL_IBT") {
+        return 0;
+    }
+    let mut n = 0;
+    for k in 0..s.size / 4 {
+        let at = s.addr + 4 * k;
+        let Ok(off) = kernel.memory.read_u32(at) else {
+            continue;
+        };
+        let addr = at.wrapping_add(off as i32 as i64 as u64);
+        // is_endbr(): ENDBR64, ENDBR32, or already the poison.
+        let Ok(insn) = kernel.memory.read_u32(addr) else {
+            continue;
+        };
+        if insn != ENDBR_POISON && insn & !0x0100_0000 != ENDBR64 {
+            continue; // WARN_ON_ONCE
+        }
+        if kernel.memory.write_u32(addr, ENDBR_POISON).is_ok() {
             n += 1;
         }
     }
