@@ -313,7 +313,7 @@ fn check_kernel(kernel: &str, report: &mut String) -> (usize, usize) {
                 }
                 match ok_ranges.iter().find(|(a, b, _)| *a <= i && i < *b) {
                     Some((_, _, why)) => {
-                        excused.insert(format!("{why}"));
+                        excused.insert(why.clone());
                     }
                     None => diffs.push(i),
                 }
