@@ -196,19 +196,78 @@ fn reloc_width(aarch64: bool, t: u32) -> u64 {
     }
 }
 
+/// Code the kernel patches after relocation, from the simulator's copy of the module's site
+/// tables: (section, offset, length, the patch step).
+type Sites = Vec<(String, u64, u64, &'static str)>;
+
+fn patch_sites(k: &Kernel, module: &str) -> Sites {
+    let Some(m) = k.module(module) else {
+        return Vec::new();
+    };
+    let locate = |addr: u64| {
+        m.sections
+            .iter()
+            .find(|s| s.addr <= addr && addr < s.addr + s.size)
+            .map(|s| (s.name.clone(), addr - s.addr))
+    };
+    let aarch64 = k.profile().arch() == sim::profile::Arch::Aarch64;
+    let mut out = Vec::new();
+    for s in &m.sections {
+        let Ok(b) = k.memory().read(s.addr, s.size as usize) else {
+            continue;
+        };
+        let prel32 = |len: u64, step: &'static str, out: &mut Sites| {
+            for (i, c) in b.chunks_exact(4).enumerate() {
+                let at = s.addr + 4 * i as u64;
+                let v = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                if let Some((sec, off)) = locate(at.wrapping_add(v as i64 as u64)) {
+                    out.push((sec, off, len, step));
+                }
+            }
+        };
+        match s.name.as_str() {
+            ".return_sites" => prel32(5, "apply_returns", &mut out),
+            ".ibt_endbr_seal" => prel32(4, "apply_seal_endbr", &mut out),
+            "__mcount_loc" | "__patchable_function_entries" => {
+                for c in b.chunks_exact(8) {
+                    let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+                    // x86: the 5-byte call; arm64: the ops literal and the two entry NOPs.
+                    let (start, len) = if aarch64 { (v, 20) } else { (v, 5) };
+                    if let Some((sec, off)) = locate(start) {
+                        out.push((sec, off, len, "ftrace_init_nop"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Which kernel step wrote offset `off` of section `sec`, as far as the test can tell.
-fn who_wrote(ko: &KoView, sec: &str, off: u64) -> String {
+fn who_wrote(ko: &KoView, sites: &Sites, sec: &str, off: u64) -> String {
     if let Some(r) = ko.relas.get(sec).and_then(|v| {
         v.iter()
             .find(|r| r.0 <= off && off < r.0 + reloc_width(ko.aarch64, r.1))
     }) {
+        let then = match sec {
+            ".orc_unwind_ip" => ", then unwind_module_init (ORC sort)",
+            "__mcount_loc" | "__patchable_function_entries" => ", then ftrace_process_locs (sort)",
+            _ => "",
+        };
         return format!(
-            "relocation {} at +{:#x} against {}{:+#x} (apply_relocate_add)",
+            "relocation {} at +{:#x} against {}{:+#x} (apply_relocate_add){then}",
             reloc_type_name(ko.aarch64, r.1),
             r.0,
             r.2,
             r.3
         );
+    }
+    if let Some((_, o, _, step)) = sites
+        .iter()
+        .find(|(s, o, len, _)| s == sec && *o <= off && off < o + len)
+    {
+        return format!("{step} (the patch site at +{o:#x})");
     }
     let patch = match sec {
         ".orc_unwind" | ".orc_unwind_ip" => "unwind_module_init (ORC sort)",
@@ -216,9 +275,6 @@ fn who_wrote(ko: &KoView, sec: &str, off: u64) -> String {
         ".text.ftrace_trampoline" | ".init.text.ftrace_trampoline" => "module_init_ftrace_plt",
         ".plt" | ".init.plt" => "module_emit_plt_entry",
         ".gnu.linkonce.this_module" => "struct module (filled by the kernel)",
-        _ if sec.starts_with(".text") || sec.starts_with(".exit.text") => {
-            "a code patch (ftrace_init_nop, apply_returns, ...) or the file's bytes"
-        }
         _ => "the file's bytes (move_module) or a parameter (parse_args)",
     };
     patch.to_string()
@@ -245,7 +301,7 @@ fn allowed(kernel: &str, module: &str, sec: &str, ko: &KoView) -> Vec<(u64, u64,
     out
 }
 
-fn check_kernel(kernel: &str, report: &mut String) -> (usize, usize) {
+fn check_kernel(kernel: &str, report: &mut String, notes: &mut String) -> (usize, usize) {
     let path = capture_path(kernel);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let cap: Capture =
@@ -267,6 +323,7 @@ fn check_kernel(kernel: &str, report: &mut String) -> (usize, usize) {
         )
         .unwrap_or_else(|e| panic!("{kernel}: {}: {e}", m.module));
         assert_eq!(name, m.module, "{kernel}: module name");
+        let sites = patch_sites(&k, &name);
         let module = k.module(&name).expect("loaded");
         for w in &module.placement_mismatches {
             report.push_str(&format!("{kernel} {name}: layout: {w}\n"));
@@ -354,14 +411,14 @@ fn check_kernel(kernel: &str, report: &mut String) -> (usize, usize) {
                     "    +{o:#x}: real {} simulated {}: {}\n",
                     at(&real),
                     at(&sim),
-                    who_wrote(&ko, sec, o)
+                    who_wrote(&ko, &sites, sec, o)
                 ));
             }
         }
     }
     if !allowed_used.is_empty() {
         let list: Vec<String> = allowed_used.into_iter().collect();
-        report.push_str(&format!(
+        notes.push_str(&format!(
             "{kernel}: differing but allowed (kernel run-time data): {}\n",
             list.join(", ")
         ));
@@ -373,6 +430,7 @@ fn check_kernel(kernel: &str, report: &mut String) -> (usize, usize) {
 #[test]
 fn simulated_module_memory_is_byte_identical_to_the_real_kernels() {
     let mut report = String::new();
+    let mut notes = String::new();
     let mut summary = Vec::new();
     let mut failed = false;
     // MODSIM_MEMDUMP_KERNELS="a b" checks only those kernels (while re-recording one).
@@ -384,13 +442,13 @@ fn simulated_module_memory_is_byte_identical_to_the_real_kernels() {
         {
             continue;
         }
-        let (same, differ) = check_kernel(kernel, &mut report);
+        let (same, differ) = check_kernel(kernel, &mut report, &mut notes);
         summary.push(format!("{kernel}: {same} identical, {differ} differ"));
         failed |= differ > 0 || same == 0;
     }
     for s in &summary {
         println!("{s}");
     }
-    print!("{report}");
+    print!("{notes}{report}");
     assert!(!failed, "\n{}\n{report}", summary.join("\n"));
 }
