@@ -93,10 +93,14 @@ struct CapturedModule {
     bytes: IndexMap<String, String>,
 }
 
+/// The committed capture of `kernel`, or the one in `$MODSIM_MEMDUMP_DIR` (a fresh recording:
+/// `tests/memdump/record.sh --out DIR`, as CI does).
 fn capture_path(kernel: &str) -> PathBuf {
-    modsim_tests::repo()
-        .join("tests/fixtures/memdump")
-        .join(format!("{kernel}.json"))
+    let dir = match std::env::var_os("MODSIM_MEMDUMP_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => modsim_tests::repo().join("tests/fixtures/memdump"),
+    };
+    dir.join(format!("{kernel}.json"))
 }
 
 fn hex_map(m: &IndexMap<String, String>) -> IndexMap<String, u64> {

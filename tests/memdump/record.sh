@@ -2,8 +2,10 @@
 # record.sh: record the memory of loaded modules on the real kernels, under QEMU (TCG), for the
 # byte-by-byte comparison of the simulator's module layout and relocations.
 #
-# Usage: tests/memdump/record.sh [KERNEL...]
+# Usage: tests/memdump/record.sh [KERNEL...] [--out DIR]
 #   KERNEL   debian-6.1-amd64 debian-6.1-arm64 debian-6.12-amd64 debian-6.12-arm64 (default: all)
+#   --out    write DIR/<kernel>.json (default: tests/fixtures/memdump); CI records into a scratch
+#            directory and runs tests/memdump.rs on it (MODSIM_MEMDUMP_DIR=DIR)
 # Environment:
 #   TIMEOUT  seconds per boot (default 300)   JOBS  kernels recorded at once (default 2)
 #
@@ -34,6 +36,7 @@ JOBS=${JOBS:-2}
 kernels=()
 while [ $# -gt 0 ]; do
 	case $1 in
+	--out) [ $# -ge 2 ] || die "--out needs a value"; OUT=$2; shift 2 ;;
 	-h|--help) sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
 	-*) die "unknown option $1" ;;
 	*) check_kernel "$1"; kernels+=("$1"); shift ;;
@@ -41,6 +44,7 @@ while [ $# -gt 0 ]; do
 done
 [ ${#kernels[@]} -gt 0 ] || read -ra kernels <<<"$KERNELS"
 mkdir -p "$OUT" "$WORK/bin"
+OUT=$(cd "$OUT" && pwd)
 
 T0=$(date +%s%N)
 secs() { local d=$(( $(date +%s%N) - $1 )); printf '%d.%d' $((d / 1000000000)) $((d / 100000000 % 10)); }
