@@ -70,6 +70,15 @@ fn every_debian_module_loads_in_dependency_order_except_the_ones_the_kernel_refu
                 o.name, o.rel_path, o.errno, o.step, o.log
             );
         }
+        // Every ftrace call site of every Debian module is what ftrace_init_nop() expects
+        // after relocation (a wrong relocation or site adjustment would be an "ftrace bug").
+        let ftrace_bugs: Vec<&str> = r
+            .outcomes
+            .iter()
+            .filter(|o| o.log.iter().any(|l| l.contains("ftrace bug")))
+            .map(|o| o.name.as_str())
+            .collect();
+        assert!(ftrace_bugs.is_empty(), "{k}: ftrace bug in {ftrace_bugs:?}");
         let expected: Vec<_> = MUST_FAIL.iter().filter(|(kk, ..)| *kk == k).collect();
         for o in &failed {
             let want = expected.iter().find(|(_, m, ..)| *m == o.name);

@@ -456,3 +456,48 @@ fn simulated_module_memory_is_byte_identical_to_the_real_kernels() {
     print!("{notes}{report}");
     assert!(!failed, "\n{}\n{report}", summary.join("\n"));
 }
+
+/// The placement is checked against the simulator's layout: moving one section of a captured
+/// module by a page is reported as a layout disagreement, and the section is still put where
+/// it was told.
+#[test]
+fn a_placement_the_layout_disagrees_with_is_reported() {
+    let kernel = "debian-6.1-amd64";
+    let text = std::fs::read_to_string(capture_path(kernel)).expect("capture");
+    let cap: Capture = serde_json::from_str(&text).expect("capture JSON");
+    let m = cap
+        .modules
+        .iter()
+        .find(|m| m.module == "mp_lib")
+        .expect("mp_lib captured");
+    let image = std::fs::read(modsim_tests::fixtures(kernel).join(&m.file)).expect("mp_lib.ko");
+    let mut sections = hex_map(&m.sections);
+    let moved = sections[".note.Linux"] + 0x1000;
+    sections.insert(".note.Linux".into(), moved);
+    let mut k = Kernel::new(Profile::builtin(kernel).expect("profile"));
+    let name = loader::image::load_placed(&mut k, &image, "", sections, hex_map(&m.symbols))
+        .expect("loads");
+    let module = k.module(&name).expect("loaded");
+    assert_eq!(
+        module.placement_mismatches.len(),
+        1,
+        "{:?}",
+        module.placement_mismatches
+    );
+    assert!(module.placement_mismatches[0].starts_with(".note.Linux: given at"));
+    let s = module
+        .sections
+        .iter()
+        .find(|s| s.name == ".note.Linux")
+        .expect("section");
+    assert_eq!(s.addr, moved);
+    // The next load has no placement: the simulator's own addresses again.
+    let other = std::fs::read(modsim_tests::fixtures(kernel).join("mp_export.ko")).expect("ko");
+    k.init_module(&other, Some(b"")).expect("mp_export loads");
+    assert!(
+        k.module("mp_export")
+            .expect("loaded")
+            .placement_mismatches
+            .is_empty()
+    );
+}

@@ -145,6 +145,8 @@ mod tests {
                 "simplify_symbols",
                 "apply_relocations",
                 "find_module_sections",
+                "module_finalize",
+                "ftrace_module_init",
                 "parse_args",
                 "do_init_module",
                 "load_module"

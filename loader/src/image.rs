@@ -105,3 +105,26 @@ pub fn live_sections(kernel: &Kernel, module: &str) -> Vec<(String, u64, Vec<u8>
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_maps_are_parsed_strictly() {
+        let m = parse_address_map("S.json", r#"{".text": "0xffffffffc0000000", "x": "0x0"}"#)
+            .expect("valid");
+        assert_eq!(m[".text"], 0xffff_ffff_c000_0000);
+        assert_eq!(m["x"], 0);
+        for bad in [
+            "[]",
+            r#"{".text": 5}"#,
+            r#"{".text": "ffff"}"#,
+            r#"{".text": "0x1ffffffffffffffff"}"#,
+            r#"{".text": "0xzz"}"#,
+            "",
+        ] {
+            assert!(parse_address_map("S.json", bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -588,6 +588,8 @@ impl Kernel {
         let start = self.log.lines().len();
         let r = self.init_module_inner(image, uargs);
         self.trace_outcome(&r, start);
+        // A placement is for one call, whatever became of it.
+        self.placement = None;
         r
     }
 
@@ -608,6 +610,8 @@ impl Kernel {
         let start = self.log.lines().len();
         let r = self.finit_module_inner(fd, uargs, flags);
         self.trace_outcome(&r, start);
+        // A placement is for one call, whatever became of it.
+        self.placement = None;
         r
     }
 
@@ -641,6 +645,8 @@ impl Kernel {
         let start = self.log.lines().len();
         let r = self.finit_module_bytes_inner(buf, uargs, flags);
         self.trace_outcome(&r, start);
+        // A placement is for one call, whatever became of it.
+        self.placement = None;
         r
     }
 

@@ -360,7 +360,7 @@ pub(crate) fn ftrace_module_init(kernel: &mut Kernel, l: &Loading) {
         let ev = TraceEvent::new(
             "ftrace_module_init",
             "kernel/trace/ftrace.c",
-            "ftrace sorted the module's call sites and made each one a NOP",
+            "ftrace sorted the module's call sites and made each one a disabled trace site (ftrace_init_nop)",
         )
         .with("call-site table", secname)
         .with("sites initialised", n);

@@ -67,6 +67,9 @@ pub(crate) struct Loading {
     pub(crate) relas: std::collections::BTreeMap<usize, Vec<reloc::Rela>>,
     /// What `module_frob_arch_sections()` decided (arm64 PLTs).
     pub(crate) plt: reloc::PltLayout,
+    /// The section addresses to use instead of the simulator's own
+    /// ([`Kernel::place_next_load`]), taken when the load starts.
+    pub(crate) placement: Option<indexmap::IndexMap<String, u64>>,
 }
 
 /// Models `load_module()`: everything after the system call's own checks.
@@ -152,6 +155,7 @@ pub fn load_module(
         percpu: None,
         relas: std::collections::BTreeMap::new(),
         plt: reloc::PltLayout::default(),
+        placement: kernel.placement.take(),
     };
     let r = match version {
         KernelVersion::V6_1 => load_6_1(kernel, &mut l, uargs),
@@ -377,7 +381,7 @@ fn move_module(kernel: &mut Kernel, l: &mut Loading, lay: &layout::Layout) -> Sy
     let version = kernel.version();
     let sizes = layout::allocated_sizes(version, lay);
     let (_, area_end) = layout::module_area(&kernel.profile);
-    let placement = kernel.placement.take();
+    let placement = l.placement.take();
     let given = placement
         .as_ref()
         .map(|p| placed_regions(l, lay, &sizes, p))
