@@ -67,7 +67,6 @@ for s in "${scenarios[@]}"; do
 done
 
 T0=$(date +%s%N)
-secs() { local d=$(( $(date +%s%N) - $1 )); printf '%d.%d' $((d / 1000000000)) $((d / 100000000 % 10)); }
 
 "$REPO/tests/lab/fetch-kernels.sh"
 
@@ -90,16 +89,9 @@ aarch64-linux-gnu-gcc -static -O2 -Wall -Wextra -Werror -o "$WORK/bin/runner-arm
 # ---- stage and pack one initramfs per kernel ----
 for k in "${kernels[@]}"; do
 	a=$(karch "$k")
-	case $a in
-	amd64) bb=/bin/busybox ;;
-	arm64) bb=$LAB/root/busybox-arm64/bin/busybox ;;
-	esac
-	[ -f "$bb" ] || die "no static busybox $bb"
-	readelf -lW "$bb" | grep -q 'program interpreter' && die "$bb is not static"
 	[ -d "$KO_DIR/$k" ] || die "no fixtures $KO_DIR/$k"
 	st=$WORK/$k/stage
-	rm -rf "$st"; mkdir -p "$st/bin" "$st/m" "$st/proc" "$st/sys" "$st/dev" "$st/tmp"
-	cp "$bb" "$st/bin/busybox"; ln -s busybox "$st/bin/sh"
+	stage_busybox "$k" "$st"
 	mkdir "$st/c-runner"; cp "$WORK/bin/runner-$a" "$st/c-runner/modloader" # see guest/init.sh
 	if [ "$a" = amd64 ] && [ "$RUNNER" = modloader ]; then cp "$MODLOADER" "$st/bin/modloader"; fi
 	cp "$G/init.sh" "$st/init"; chmod 755 "$st/init"
@@ -134,17 +126,11 @@ record_kernel() {
 		fi
 		app=$("${HT[@]}" append "$SCEN_DIR/$s.jsonl")
 		app="loglevel=1 panic=-1 rdinit=/init modsim.scenario=$s modsim.kernel=$k modsim.runner=$rn${app:+ $app}"
-		if [ "$a" = amd64 ]; then
-			Q=(qemu-system-x86_64 -accel tcg -m 1G -smp 1 -nographic -no-reboot
-			   -kernel "$(kimage "$k")" -initrd "$WORK/$k/initramfs.cpio.gz" -append "console=ttyS0 $app")
-		else
-			Q=(qemu-system-aarch64 -M virt -cpu cortex-a57 -accel tcg -m 1G -smp 1 -nographic -no-reboot
-			   -kernel "$(kimage "$k")" -initrd "$WORK/$k/initramfs.cpio.gz" -append "console=ttyAMA0 $app")
-		fi
+		qemu_argv "$k" "$WORK/$k/initramfs.cpio.gz" "$app"
 		log=$WORK/$k/$s.console
 		for try in 1 2; do
 			t=$(date +%s%N) rc=0 xrc=0
-			timeout "$TIMEOUT" "${Q[@]}" </dev/null >"$log" 2>&1 || rc=$?
+			timeout "$TIMEOUT" "${QEMU[@]}" </dev/null >"$log" 2>&1 || rc=$?
 			[ $rc = 124 ] && break
 			"${HT[@]}" extract "$log" "$SCEN_DIR/$s.jsonl" "$OUT/$k/$s.jsonl" 2> >(sed "s#^#  $k/$s| #" >&2) || xrc=$?
 			[ $xrc = 3 ] && [ $try = 1 ] || break
@@ -172,14 +158,8 @@ record_kernel() {
 	echo "record: $k: done in $(secs "$T")s, $fails failed"
 }
 
-running=0
-for k in "${kernels[@]}"; do
-	rm -f "$WORK/$k/status"
-	if [ $running -ge "$JOBS" ]; then wait -n || true; running=$((running - 1)); fi
-	record_kernel "$k" &
-	running=$((running + 1))
-done
-wait
+for k in "${kernels[@]}"; do rm -f "$WORK/$k/status"; done
+for_kernels "$JOBS" record_kernel "${kernels[@]}"
 
 failed=0
 for k in "${kernels[@]}"; do

@@ -47,35 +47,19 @@ mkdir -p "$OUT" "$WORK/bin"
 OUT=$(cd "$OUT" && pwd)
 
 T0=$(date +%s%N)
-secs() { local d=$(( $(date +%s%N) - $1 )); printf '%d.%d' $((d / 1000000000)) $((d / 100000000 % 10)); }
 
 "$REPO/tests/lab/fetch-kernels.sh"
 
 gcc -static -O2 -Wall -Wextra -Werror -o "$WORK/bin/kcore-amd64" "$G/kcore.c"
 aarch64-linux-gnu-gcc -static -O2 -Wall -Wextra -Werror -o "$WORK/bin/kcore-arm64" "$G/kcore.c"
 
-# the QEMU machine, as tests/conformance/record.sh has it
-machine() {
-	case $(karch "$1") in
-	amd64) echo "qemu-system-x86_64 -accel tcg -m 1G -smp 1" ;;
-	arm64) echo "qemu-system-aarch64 -M virt -cpu cortex-a57 -accel tcg -m 1G -smp 1" ;;
-	esac
-}
-
 # ---- stage and pack one initramfs per kernel ----
 for k in "${kernels[@]}"; do
 	a=$(karch "$k")
-	case $a in
-	amd64) bb=/bin/busybox ;;
-	arm64) bb=$LAB/root/busybox-arm64/bin/busybox ;;
-	esac
-	[ -f "$bb" ] || die "no static busybox $bb"
-	readelf -lW "$bb" | grep -q 'program interpreter' && die "$bb is not static"
 	[ -d "$KO_DIR/$k" ] || die "no fixtures $KO_DIR/$k"
 	[ -f "$(kimage "$k")" ] || die "no $(kimage "$k")"
 	st=$WORK/$k/stage
-	rm -rf "$st"; mkdir -p "$st/bin" "$st/m" "$st/proc" "$st/sys" "$st/dev" "$st/tmp"
-	cp "$bb" "$st/bin/busybox"; ln -s busybox "$st/bin/sh"
+	stage_busybox "$k" "$st"
 	cp "$WORK/bin/kcore-$a" "$st/bin/kcore"
 	cp "$G/init.sh" "$st/init"; chmod 755 "$st/init"
 	"${PY[@]}" prepare "$k" "$KO_DIR/$k" "$st/m"
@@ -86,27 +70,19 @@ done
 
 # record_kernel KERNEL: one boot; writes $WORK/KERNEL/status (0: ok)
 record_kernel() {
-	local k=$1 a log rc=0 xrc=0 T=$(date +%s%N) app="loglevel=1 panic=-1 rdinit=/init"
-	local -a Q
+	local k=$1 a log rc=0 xrc=0 T=$(date +%s%N)
 	a=$(karch "$k")
-	read -ra Q <<<"$(machine "$k")"
-	if [ "$a" = amd64 ]; then
-		Q+=(-nographic -no-reboot -kernel "$(kimage "$k")" -initrd "$WORK/$k/initramfs.cpio.gz"
-		    -append "console=ttyS0 $app")
-	else
-		Q+=(-nographic -no-reboot -kernel "$(kimage "$k")" -initrd "$WORK/$k/initramfs.cpio.gz"
-		    -append "console=ttyAMA0 $app")
-	fi
+	qemu_argv "$k" "$WORK/$k/initramfs.cpio.gz" "loglevel=1 panic=-1 rdinit=/init"
 	log=$WORK/$k/console.log
 	echo 1 >"$WORK/$k/status"
-	timeout "$TIMEOUT" "${Q[@]}" </dev/null >"$log" 2>&1 || rc=$?
+	timeout "$TIMEOUT" "${QEMU[@]}" </dev/null >"$log" 2>&1 || rc=$?
 	if [ $rc = 124 ]; then
 		echo "memdump: $k: FAILED: boot timed out after ${TIMEOUT}s (log $log)" >&2
 		tail -n 20 "$log" | tr -d '\r' | sed "s/^/  $k| /" >&2
 		return
 	fi
 	local m
-	m=$(machine "$k")
+	m=$(qemu_machine "$k")
 	[ "$a" = amd64 ] && m="$m (cpu qemu64)"
 	"${PY[@]}" extract "$k" "$KO_DIR/$k" "$(kimage "$k")" "$log" "$m" "$OUT/$k.json" \
 		2> >(sed "s#^#  $k| #" >&2) || xrc=$?
@@ -119,14 +95,8 @@ record_kernel() {
 	echo "memdump: $k: ok in $(secs "$T")s, $(stat -c %s "$OUT/$k.json") bytes"
 }
 
-running=0
-for k in "${kernels[@]}"; do
-	rm -f "$WORK/$k/status"
-	if [ $running -ge "$JOBS" ]; then wait -n || true; running=$((running - 1)); fi
-	record_kernel "$k" &
-	running=$((running + 1))
-done
-wait
+for k in "${kernels[@]}"; do rm -f "$WORK/$k/status"; done
+for_kernels "$JOBS" record_kernel "${kernels[@]}"
 
 failed=0
 for k in "${kernels[@]}"; do
