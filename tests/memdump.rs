@@ -48,6 +48,8 @@ const STRUCT_MODULE_RUNTIME_FIELDS: &[&str] = &[
     "num_kp",
     "ftrace_callsites",
     "num_ftrace_callsites",
+    "jump_entries",
+    "num_jump_entries",
     "btf_data_size",
     // Memory layout: layout_sections()/move_module() (6.1 core_layout and init_layout, 6.12
     // mem[]), kallsyms (add_kallsyms()), the arch's data (x86 ORC and ITS, arm64 PLTs).
@@ -231,6 +233,23 @@ fn patch_sites(k: &Kernel, module: &str) -> Sites {
         };
         match s.name.as_str() {
             ".return_sites" => prel32(5, "apply_returns", &mut out),
+            ".smp_locks" => prel32(1, "alternatives_smp_module_add", &mut out),
+            "__jump_table" => {
+                // struct jump_entry { s32 code; s32 target; long key; }: the key's entries.
+                for (i, c) in b.chunks_exact(16).enumerate() {
+                    let at = s.addr + 16 * i as u64 + 8;
+                    let v = i64::from_le_bytes(c[8..16].try_into().expect("8 bytes"));
+                    let key = at.wrapping_add(v as u64) & !3;
+                    if let Some((sec, off)) = locate(key + 8) {
+                        out.push((
+                            sec,
+                            off,
+                            8,
+                            "jump_label_add_module (static_key_set_entries)",
+                        ));
+                    }
+                }
+            }
             ".ibt_endbr_seal" => prel32(4, "apply_seal_endbr", &mut out),
             "__mcount_loc" | "__patchable_function_entries" => {
                 for c in b.chunks_exact(8) {
@@ -276,6 +295,7 @@ fn who_wrote(ko: &KoView, sites: &Sites, sec: &str, off: u64) -> String {
     let patch = match sec {
         ".orc_unwind" | ".orc_unwind_ip" => "unwind_module_init (ORC sort)",
         "__mcount_loc" | "__patchable_function_entries" => "ftrace_process_locs (sort)",
+        "__jump_table" => "jump_label_add_module (sort, init flags)",
         ".text.ftrace_trampoline" | ".init.text.ftrace_trampoline" => "module_init_ftrace_plt",
         ".plt" | ".init.plt" => "module_emit_plt_entry",
         ".gnu.linkonce.this_module" => "struct module (filled by the kernel)",
@@ -421,10 +441,17 @@ fn check_kernel(kernel: &str, report: &mut String, notes: &mut String) -> (usize
         }
     }
     if !allowed_used.is_empty() {
-        let list: Vec<String> = allowed_used.into_iter().collect();
+        let (fields, other): (Vec<String>, Vec<String>) = allowed_used
+            .into_iter()
+            .partition(|w: &String| w.starts_with("struct module ."));
+        let fields: Vec<&str> = fields
+            .iter()
+            .map(|f| &f["struct module .".len()..])
+            .collect();
         notes.push_str(&format!(
-            "{kernel}: differing but allowed (kernel run-time data): {}\n",
-            list.join(", ")
+            "{kernel}: allowed to differ: {}; struct module run-time fields {}\n",
+            other.join(", "),
+            fields.join(" ")
         ));
     }
     let _ = &cap.meta;

@@ -89,6 +89,11 @@ pub struct Settings {
     /// when it needs none and `apply_returns()` turns each thunk jump into `ret` (QEMU's
     /// default x86 CPU under TCG, which the ground truth is recorded on).
     pub x86_return_thunk: Option<String>,
+    /// The machine booted with one CPU and no other has come online: x86 runs with its lock
+    /// prefixes patched out (`uniproc_patched`), and a module's `.smp_locks` prefixes become
+    /// DS prefixes when it loads (`alternatives_smp_module_add()`). True for QEMU's `-smp 1`,
+    /// the machine the ground truth is recorded on.
+    pub uniprocessor: bool,
 }
 
 impl Default for Settings {
@@ -101,6 +106,7 @@ impl Default for Settings {
             blacklist: Vec::new(),
             memory_limit: crate::memory::DEFAULT_LIMIT,
             x86_return_thunk: None,
+            uniprocessor: true,
         }
     }
 }

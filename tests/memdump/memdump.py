@@ -53,6 +53,7 @@ MODULES = [
     ("mp_plt", ""),
     ("mp_weak", ""),
     ("mp_noexit", ""),
+    ("mp_patch", ""),
     ("mp_types", MP_TYPES_PARAMS),
 ]
 # modules the kernel refuses (as the conformance recordings show: symbols.jsonl): arch -> {module:

@@ -24,7 +24,7 @@
 use crate::errno::Errno;
 use crate::kernel::{Kernel, SysError, SysResult};
 use crate::load::Loading;
-use crate::load::layout::kernel_image_base;
+use crate::load::layout::{MemType, kernel_image_base};
 use crate::load::reloc::plt::get_plt_entry;
 use crate::memory::Memory;
 use crate::profile::{Arch, KernelVersion, Profile};
@@ -79,14 +79,12 @@ pub(crate) fn module_finalize(kernel: &mut Kernel, l: &mut Loading) -> SysResult
     let not_modelled: &[&str] = match kernel.profile.arch() {
         Arch::X86_64 => &[
             ".altinstructions",
-            ".smp_locks",
             ".parainstructions",
             ".retpoline_sites",
             ".static_call_sites",
-            "__jump_table",
             "__ex_table",
         ],
-        Arch::Aarch64 => &[".altinstructions", "__jump_table", "__ex_table"],
+        Arch::Aarch64 => &[".altinstructions", "__ex_table"],
     };
     for name in not_modelled {
         if find(l, name).is_some_and(|s| s.size > 0) {
@@ -106,6 +104,22 @@ pub(crate) fn module_finalize(kernel: &mut Kernel, l: &mut Loading) -> SysResult
                     KernelVersion::V6_12 => "apply_seal_endbr",
                 };
                 notes.push(format!("{f}: {n} ENDBR instructions sealed"));
+            }
+            if let Some(locks) = find(l, ".smp_locks") {
+                // 6.1 hands it the .text section, 6.12 the MOD_TEXT region.
+                let text = match kernel.version() {
+                    KernelVersion::V6_1 => find(l, ".text").map(|t| (t.addr, t.addr + t.size)),
+                    KernelVersion::V6_12 => {
+                        let t = MemType::Text as usize;
+                        Some((l.region[t], l.region[t] + l.region_size[t]))
+                    }
+                };
+                if let Some(text) = text {
+                    let n = alternatives_smp_module_add(kernel, &locks, text);
+                    notes.push(format!(
+                        "alternatives_smp_module_add: {n} lock prefixes made DS prefixes"
+                    ));
+                }
             }
             if let (Some(orc), Some(ip)) = (find(l, ".orc_unwind"), find(l, ".orc_unwind_ip")) {
                 let n = unwind_module_init(kernel, &ip, &orc);
@@ -127,6 +141,17 @@ pub(crate) fn module_finalize(kernel: &mut Kernel, l: &mut Loading) -> SysResult
         kernel.push_trace(ev);
     }
     r
+}
+
+/// The addresses a site table of PREL32 entries (`s32 *s; addr = (void *)s + *s`) points at.
+fn prel32_sites(mem: &Memory, s: &Sec) -> Vec<u64> {
+    (0..s.size / 4)
+        .filter_map(|k| {
+            let at = s.addr + 4 * k;
+            let off = mem.read_u32(at).ok()?;
+            Some(at.wrapping_add(off as i32 as i64 as u64))
+        })
+        .collect()
 }
 
 /// Models `apply_returns()` with `patch_return()` (arch/x86/kernel/alternative.c,
@@ -156,12 +181,7 @@ fn apply_returns(kernel: &mut Kernel, s: &Sec) -> usize {
         .as_deref()
         .and_then(|t| kernel.kernel_symbol_address(t));
     let mut n = 0;
-    for k in 0..s.size / 4 {
-        let at = s.addr + 4 * k;
-        let Ok(off) = kernel.memory.read_u32(at) else {
-            continue;
-        };
-        let addr = at.wrapping_add(off as i32 as i64 as u64);
+    for addr in prel32_sites(&kernel.memory, s) {
         // insn_decode_kernel(): only a 5-byte `jmp rel32` has a destination.
         let Ok(insn) = kernel.memory.read(addr, 5) else {
             continue;
@@ -219,12 +239,7 @@ fn apply_seal_endbr(kernel: &mut Kernel, s: &Sec) -> usize {
         return 0;
     }
     let mut n = 0;
-    for k in 0..s.size / 4 {
-        let at = s.addr + 4 * k;
-        let Ok(off) = kernel.memory.read_u32(at) else {
-            continue;
-        };
-        let addr = at.wrapping_add(off as i32 as i64 as u64);
+    for addr in prel32_sites(&kernel.memory, s) {
         // is_endbr(): ENDBR64, ENDBR32, or already the poison.
         let Ok(insn) = kernel.memory.read_u32(addr) else {
             continue;
@@ -237,6 +252,164 @@ fn apply_seal_endbr(kernel: &mut Kernel, s: &Sec) -> usize {
         }
     }
     n
+}
+
+/// Models `alternatives_smp_module_add()` → `alternatives_smp_unlock()`
+/// (arch/x86/kernel/alternative.c) on a machine running with its lock prefixes patched out
+/// ([`crate::kernel::Settings::uniprocessor`]): every `.smp_locks` entry (PREL32) inside the
+/// text range that points at a `lock` prefix (0xf0) gets a DS prefix (0x3e) instead. Returns
+/// the number changed.
+fn alternatives_smp_module_add(kernel: &mut Kernel, locks: &Sec, text: (u64, u64)) -> usize {
+    if !kernel.settings.uniprocessor || !kernel.profile.is_enabled("SMP") {
+        return 0;
+    }
+    let mut n = 0;
+    for (k, ptr) in prel32_sites(&kernel.memory, locks).into_iter().enumerate() {
+        // `!*poff`: a zero offset is a hole in the table.
+        let zero = kernel
+            .memory
+            .read_u32(locks.addr + 4 * k as u64)
+            .is_ok_and(|v| v == 0);
+        if zero || ptr < text.0 || ptr >= text.1 {
+            continue;
+        }
+        if kernel.memory.read(ptr, 1).is_ok_and(|b| b[0] == 0xf0)
+            && kernel.memory.write(ptr, &[0x3e]).is_ok()
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Models `jump_label_add_module()` (kernel/jump_label.c), run by the jump label module
+/// notifier when the module is COMING: `__jump_table` (relative `struct jump_entry`: s32 code,
+/// s32 target, long key with the branch and init flags in its low bits) is sorted by key, then
+/// code address (`jump_label_cmp()`, swapping with `jump_label_swap()`); each entry in init
+/// code gets the init flag (`jump_entry_set_init()`); each key inside the module is pointed at
+/// its first entry (`static_key_set_entries()`: the union after `enabled` becomes the entry's
+/// address with the key's type bits). The code is patched only when a key's state differs
+/// from its initial one, which a key the module defines cannot; a key outside the module
+/// (vmlinux's, another module's) is noted in the trace, not modelled.
+pub(crate) fn jump_label_add_module(kernel: &mut Kernel, l: &Loading) {
+    let Some(s) = find(l, "__jump_table") else {
+        return;
+    };
+    if !kernel.profile.is_enabled("JUMP_LABEL") {
+        return;
+    }
+    let version = kernel.version();
+    let n = (s.size / 16) as usize;
+    let Ok(b) = kernel.memory.read(s.addr, n * 16) else {
+        return;
+    };
+    // (code, target, key) as stored: relative to each field's own address.
+    let mut e: Vec<(i32, i32, i64)> = b
+        .chunks_exact(16)
+        .map(|c| {
+            let w = |i: usize| i32::from_le_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
+            let key = i64::from_le_bytes(c[8..16].try_into().unwrap_or([0; 8]));
+            (w(0), w(4), key)
+        })
+        .collect();
+    let base = s.addr;
+    let code_at =
+        |e: &[(i32, i32, i64)], i: usize| (base + 16 * i as u64).wrapping_add(e[i].0 as i64 as u64);
+    let key_at = |e: &[(i32, i32, i64)], i: usize| {
+        (base + 16 * i as u64 + 8).wrapping_add(e[i].2 as u64) & !3
+    };
+    let cell = std::cell::RefCell::new(&mut e);
+    sort_r(
+        version,
+        n,
+        |a, b| {
+            let e = cell.borrow();
+            let (ka, kb) = (key_at(&e, a), key_at(&e, b));
+            if ka != kb {
+                return if ka < kb { -1 } else { 1 };
+            }
+            code_at(&e, a).cmp(&code_at(&e, b)) as i32
+        },
+        |a, b| {
+            // jump_label_swap(): delta = a - b, in bytes
+            let mut e = cell.borrow_mut();
+            let delta = 16 * (a as i64 - b as i64);
+            let (ta, tb) = (e[a], e[b]);
+            e[a] = (
+                tb.0.wrapping_sub(delta as i32),
+                tb.1.wrapping_sub(delta as i32),
+                tb.2.wrapping_sub(delta),
+            );
+            e[b] = (
+                ta.0.wrapping_add(delta as i32),
+                ta.1.wrapping_add(delta as i32),
+                ta.2.wrapping_add(delta),
+            );
+        },
+    );
+    let module_ranges: Vec<(u64, u64, bool)> = MemType::ALL
+        .iter()
+        .filter(|t| l.region_size[**t as usize] != 0)
+        .map(|t| {
+            let b = l.region[*t as usize];
+            (b, b + l.region_size[*t as usize], t.is_init())
+        })
+        .collect();
+    let within = |a: u64, init_only: bool| {
+        module_ranges
+            .iter()
+            .any(|&(lo, hi, init)| a >= lo && a < hi && (init || !init_only))
+    };
+    let mut keys_set = 0;
+    let mut outside = 0;
+    let mut last_key = None;
+    for i in 0..n {
+        let in_init = within(code_at(&e, i), true);
+        if in_init {
+            e[i].2 |= 2;
+        } else {
+            e[i].2 &= !2;
+        }
+        let key = key_at(&e, i);
+        if last_key == Some(key) {
+            continue;
+        }
+        last_key = Some(key);
+        if within(key, false) {
+            let entry = base + 16 * i as u64;
+            let old = kernel.memory.read_u64(key + 8).unwrap_or(0);
+            let _ = kernel.memory.write_u64(key + 8, entry | (old & 3));
+            keys_set += 1;
+        } else {
+            outside += 1;
+        }
+    }
+    let bytes: Vec<u8> = e
+        .iter()
+        .flat_map(|(c, t, k)| {
+            let mut v = c.to_le_bytes().to_vec();
+            v.extend(t.to_le_bytes());
+            v.extend(k.to_le_bytes());
+            v
+        })
+        .collect();
+    let _ = kernel.memory.write(s.addr, &bytes);
+    if kernel.tracing() {
+        let mut ev = TraceEvent::new(
+            "jump_label_add_module",
+            "kernel/jump_label.c",
+            "the module's static branches sorted and its own keys pointed at their entries",
+        )
+        .with("__jump_table entries", n)
+        .with("keys of the module", keys_set);
+        if outside > 0 {
+            ev = ev.with(
+                "keys outside the module (their state may patch code: not modelled)",
+                outside,
+            );
+        }
+        kernel.push_trace(ev);
+    }
 }
 
 /// Models `unwind_module_init()` (arch/x86/kernel/unwind_orc.c): `.orc_unwind_ip` (PREL32

@@ -586,6 +586,9 @@ fn after_unformed(
     let args = params_step::strndup_user(uargs).map_err(fail("strndup_user"))?;
     finalize::ftrace_module_init(kernel, l);
     complete_formation(kernel, l)?;
+    // prepare_coming_module(): the MODULE_STATE_COMING notifiers; the jump label one writes
+    // into the module.
+    finalize::jump_label_add_module(kernel, l);
     // The module's own named symbols, to name ops pointers: not section symbols (no name) nor
     // arm64 mapping symbols (`$x`, `$d`), which share addresses with the real ones.
     let own: Vec<(u64, String)> = syms
