@@ -157,6 +157,10 @@ struct ImageArgs {
     /// without it, return thunk jumps become `ret` as on a CPU that needs none.
     #[arg(long, value_name = "SYMBOL")]
     return_thunk: Option<String>,
+    /// x86: CPUs the machine booted with; with one (QEMU's -smp 1) the kernel runs with its
+    /// lock prefixes patched out, and the module's too.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    cpus: u32,
     /// The directory to write <section>.bin files to (created if missing).
     #[arg(long)]
     out: PathBuf,
@@ -462,6 +466,7 @@ fn image(args: &ImageArgs) -> ExitCode {
         let file = loader::file::ModuleFile::open(&args.file).map_err(|e| e.to_string())?;
         let kernel = backend.kernel_mut();
         kernel.settings_mut().x86_return_thunk = args.return_thunk.clone();
+        kernel.settings_mut().uniprocessor = args.cpus <= 1;
         let name = load_placed(kernel, file.data(), &args.params, sections, symbols)
             .map_err(|e| format!("{}: {e}", args.file.display()))?;
         if let Some(m) = kernel.module(&name) {
