@@ -5,14 +5,14 @@
 //!
 //! | step | kernel source | what changes |
 //! |---|---|---|
-//! | [`apply_returns`] | arch/x86/kernel/alternative.c | each `.return_sites` `jmp __x86_return_thunk` becomes `ret; int3...` (or a jump to the CPU's own thunk) |
-//! | [`apply_seal_endbr`] | arch/x86/kernel/alternative.c | each `.ibt_endbr_seal` `endbr64` becomes a 4-byte NOP |
-//! | [`alternatives_smp_module_add`] | arch/x86/kernel/alternative.c | on a one-CPU machine each `.smp_locks` `lock` prefix becomes a DS prefix |
-//! | [`unwind_module_init`] | arch/x86/kernel/unwind_orc.c | `.orc_unwind_ip` / `.orc_unwind` sorted by address |
-//! | [`module_init_ftrace_plt`] | arch/arm64/kernel/module.c | the ftrace trampolines: PLT entries to `ftrace_caller` (6.1: and `ftrace_regs_caller`) |
-//! | [`ftrace_process_locs`] | kernel/trace/ftrace.c | the call-site table (`__mcount_loc`, `__patchable_function_entries`) sorted, each site made a NOP by the arch's `ftrace_init_nop()`: x86 `call __fentry__` → 5-byte NOP; arm64 first NOP → `mov x9, x30`, and on 6.12 the `ftrace_nop_ops` literal before the function |
+//! | `apply_returns` | arch/x86/kernel/alternative.c | each `.return_sites` `jmp __x86_return_thunk` becomes `ret; int3...` (or a jump to the CPU's own thunk) |
+//! | `apply_seal_endbr` | arch/x86/kernel/alternative.c | each `.ibt_endbr_seal` `endbr64` becomes a 4-byte NOP |
+//! | `alternatives_smp_module_add` | arch/x86/kernel/alternative.c | on a one-CPU machine each `.smp_locks` `lock` prefix becomes a DS prefix |
+//! | `unwind_module_init` | arch/x86/kernel/unwind_orc.c | `.orc_unwind_ip` / `.orc_unwind` sorted by address |
+//! | `module_init_ftrace_plt` | arch/arm64/kernel/module.c | the ftrace trampolines: PLT entries to `ftrace_caller` (6.1: and `ftrace_regs_caller`) |
+//! | `ftrace_process_locs` | kernel/trace/ftrace.c | the call-site table (`__mcount_loc`, `__patchable_function_entries`) sorted, each site made a NOP by the arch's `ftrace_init_nop()`: x86 `call __fentry__` → 5-byte NOP; arm64 first NOP → `mov x9, x30`, and on 6.12 the `ftrace_nop_ops` literal before the function |
 //!
-//! | [`jump_label_add_module`] | kernel/jump_label.c | (when the module is COMING) `__jump_table` sorted, init entries flagged, the module's static keys pointed at their entries |
+//! | `jump_label_add_module` | kernel/jump_label.c | (when the module is COMING) `__jump_table` sorted, init entries flagged, the module's static keys pointed at their entries |
 //!
 //! Sections the kernel would also patch but the simulator does not model yet (alternatives,
 //! paravirt, retpolines, static calls, the exception table, code behind keys outside the module) are named in the
