@@ -325,13 +325,49 @@ fn allowed(kernel: &str, module: &str, sec: &str, ko: &KoView) -> Vec<(u64, u64,
     out
 }
 
-fn check_kernel(kernel: &str, report: &mut String, notes: &mut String) -> (usize, usize) {
-    let path = capture_path(kernel);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+/// The captures of `kernel`: (name, path), the default one first (it must exist).
+fn captures_of(kernel: &str) -> Vec<(String, PathBuf)> {
+    let main = capture_path(kernel);
+    let dir = main.parent().expect("directory").to_path_buf();
+    let mut out = vec![(kernel.to_string(), main)];
+    let mut other: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let stem = name.strip_suffix(".json")?;
+            stem.strip_prefix(kernel)?
+                .starts_with('+')
+                .then(|| (stem.to_string(), dir.join(&name)))
+        })
+        .collect();
+    other.sort();
+    out.extend(other);
+    out
+}
+
+fn check_capture(
+    kernel: &str,
+    path: &std::path::Path,
+    report: &mut String,
+    notes: &mut String,
+) -> (usize, usize) {
+    let label = path
+        .file_stem()
+        .map_or_else(|| kernel.to_string(), |s| s.to_string_lossy().into_owned());
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let cap: Capture =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let profile = Profile::builtin(kernel).expect("profile");
-    let mut k = Kernel::new(profile);
+    assert_eq!(
+        cap.meta["kernel"],
+        kernel,
+        "{}: meta.kernel",
+        path.display()
+    );
+    // The boot options of the capture decide the machine-dependent patches.
+    let mut settings = sim::kernel::Settings::default();
+    settings.apply_cmdline(cap.meta["append"].as_str().unwrap_or(""));
+    let mut k = Kernel::with_settings(profile, settings);
     let (mut same, mut differ) = (0, 0);
     let mut allowed_used = std::collections::BTreeSet::new();
     for m in &cap.modules {
@@ -345,18 +381,18 @@ fn check_kernel(kernel: &str, report: &mut String, notes: &mut String) -> (usize
             hex_map(&m.sections),
             hex_map(&m.symbols),
         )
-        .unwrap_or_else(|e| panic!("{kernel}: {}: {e}", m.module));
-        assert_eq!(name, m.module, "{kernel}: module name");
+        .unwrap_or_else(|e| panic!("{label}: {}: {e}", m.module));
+        assert_eq!(name, m.module, "{label}: module name");
         let sites = patch_sites(&k, &name);
         let module = k.module(&name).expect("loaded");
         for w in &module.placement_mismatches {
-            report.push_str(&format!("{kernel} {name}: layout: {w}\n"));
+            report.push_str(&format!("{label} {name}: layout: {w}\n"));
             differ += 1;
         }
         for (sec, _, _) in loader::image::live_sections(&k, &name) {
             if !m.bytes.contains_key(&sec) {
                 report.push_str(&format!(
-                    "{kernel} {name} {sec}: live in the simulator, not captured\n"
+                    "{label} {name} {sec}: live in the simulator, not captured\n"
                 ));
                 differ += 1;
             }
@@ -364,12 +400,12 @@ fn check_kernel(kernel: &str, report: &mut String, notes: &mut String) -> (usize
         for (sec, b64) in &m.bytes {
             let real = base64::engine::general_purpose::STANDARD
                 .decode(b64)
-                .unwrap_or_else(|e| panic!("{kernel} {name} {sec}: base64: {e}"));
+                .unwrap_or_else(|e| panic!("{label} {name} {sec}: base64: {e}"));
             let sim = match k.section_bytes(&name, sec) {
                 Ok(b) => b,
                 Err(e) => {
                     report.push_str(&format!(
-                        "{kernel} {name} {sec}: not in the simulator ({e})\n"
+                        "{label} {name} {sec}: not in the simulator ({e})\n"
                     ));
                     differ += 1;
                     continue;
@@ -406,7 +442,7 @@ fn check_kernel(kernel: &str, report: &mut String, notes: &mut String) -> (usize
             }
             differ += 1;
             report.push_str(&format!(
-                "{kernel} {name} {sec}: {} bytes differ (real {} bytes, simulated {})\n",
+                "{label} {name} {sec}: {} bytes differ (real {} bytes, simulated {})\n",
                 diffs.len(),
                 real.len(),
                 sim.len()
@@ -449,7 +485,7 @@ fn check_kernel(kernel: &str, report: &mut String, notes: &mut String) -> (usize
             .map(|f| &f["struct module .".len()..])
             .collect();
         notes.push_str(&format!(
-            "{kernel}: allowed to differ: {}; struct module run-time fields {}\n",
+            "{label}: allowed to differ: {}; struct module run-time fields {}\n",
             other.join(", "),
             fields.join(" ")
         ));
@@ -473,9 +509,12 @@ fn simulated_module_memory_is_byte_identical_to_the_real_kernels() {
         {
             continue;
         }
-        let (same, differ) = check_kernel(kernel, &mut report, &mut notes);
-        summary.push(format!("{kernel}: {same} identical, {differ} differ"));
-        failed |= differ > 0 || same == 0;
+        // <kernel>.json, then the captures booted with other options: <kernel>+<suffix>.json.
+        for (name, path) in captures_of(kernel) {
+            let (same, differ) = check_capture(kernel, &path, &mut report, &mut notes);
+            summary.push(format!("{name}: {same} identical, {differ} differ"));
+            failed |= differ > 0 || same == 0;
+        }
     }
     for s in &summary {
         println!("{s}");

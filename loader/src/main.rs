@@ -157,6 +157,10 @@ struct ImageArgs {
     /// without it, return thunk jumps become `ret` as on a CPU that needs none.
     #[arg(long, value_name = "SYMBOL")]
     return_thunk: Option<String>,
+    /// The kernel command line the real boot had: the options the simulator understands
+    /// (spectre_v2=, nospectre_v2, mitigations=off, ...) change the machine-dependent patches.
+    #[arg(long, default_value = "", value_name = "ARGS")]
+    cmdline: String,
     /// x86: CPUs the machine booted with; with one (QEMU's -smp 1) the kernel runs with its
     /// lock prefixes patched out, and the module's too.
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -467,6 +471,7 @@ fn image(args: &ImageArgs) -> ExitCode {
         let kernel = backend.kernel_mut();
         kernel.settings_mut().x86_return_thunk = args.return_thunk.clone();
         kernel.settings_mut().uniprocessor = args.cpus <= 1;
+        kernel.settings_mut().apply_cmdline(&args.cmdline);
         let name = load_placed(kernel, file.data(), &args.params, sections, symbols)
             .map_err(|e| format!("{}: {e}", args.file.display()))?;
         if let Some(m) = kernel.module(&name) {

@@ -94,6 +94,24 @@ pub struct Settings {
     /// DS prefixes when it loads (`alternatives_smp_module_add()`). True for QEMU's `-smp 1`,
     /// the machine the ground truth is recorded on.
     pub uniprocessor: bool,
+    /// x86: how the kernel mitigates Spectre v2 on this CPU, which decides what
+    /// `apply_retpolines()` makes of the module's `__x86_indirect_thunk_*` calls and jumps.
+    /// [`X86Retpoline::Thunks`] is what QEMU's default CPU under TCG gets (the ground truth's
+    /// machine); the boot options `spectre_v2=`, `nospectre_v2` and `mitigations=off` change it
+    /// ([`Settings::apply_cmdline`]).
+    pub x86_retpoline: X86Retpoline,
+}
+
+/// The Spectre v2 mitigation as far as module code is concerned (x86).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum X86Retpoline {
+    /// `X86_FEATURE_RETPOLINE`: indirect branches keep going through the retpoline thunks.
+    #[default]
+    Thunks,
+    /// `X86_FEATURE_RETPOLINE_LFENCE` (`spectre_v2=retpoline,lfence`): `lfence; call *%reg`.
+    Lfence,
+    /// No retpolines (`spectre_v2=off`, or a CPU with eIBRS): plain `call *%reg`.
+    Off,
 }
 
 impl Default for Settings {
@@ -107,13 +125,15 @@ impl Default for Settings {
             memory_limit: crate::memory::DEFAULT_LIMIT,
             x86_return_thunk: None,
             uniprocessor: true,
+            x86_retpoline: X86Retpoline::Thunks,
         }
     }
 }
 
 impl Settings {
     /// Apply boot command line words the simulator understands (`module_blacklist=a,b`,
-    /// `module.sig_enforce=1`, `nomodule`); others are ignored, as the kernel ignores unknown
+    /// `module.sig_enforce=1`, `nomodule`, `spectre_v2=`, `nospectre_v2`, `mitigations=off`);
+    /// others are ignored, as the kernel ignores unknown
     /// boot parameters for this purpose.
     pub fn apply_cmdline(&mut self, cmdline: &str) {
         for w in cmdline.split_whitespace() {
@@ -124,6 +144,19 @@ impl Settings {
                 self.sig_enforce |= matches!(v.as_bytes().first(), Some(b'1' | b'y' | b'Y'));
             } else if w == "nomodule" {
                 self.modules_disabled = true;
+            } else if let Some(v) = w.strip_prefix("spectre_v2=") {
+                // arch/x86/kernel/cpu/bugs.c spectre_v2_parse_cmdline(): the modes that pick
+                // the retpoline flavour; the others depend on the CPU and are left alone.
+                match v {
+                    "off" => self.x86_retpoline = X86Retpoline::Off,
+                    "retpoline,lfence" | "retpoline,amd" => {
+                        self.x86_retpoline = X86Retpoline::Lfence;
+                    }
+                    "retpoline" | "retpoline,generic" => self.x86_retpoline = X86Retpoline::Thunks,
+                    _ => {}
+                }
+            } else if w == "nospectre_v2" || w == "mitigations=off" {
+                self.x86_retpoline = X86Retpoline::Off;
             }
         }
     }

@@ -63,7 +63,7 @@ REFUSED = {"arm64": {"mp_weak": "unsupported RELA relocation: 312"}}
 # kernel symbols the simulator needs for the kernel's own post-relocation patches (when the
 # kernel has them)
 EXTRA_SYMS = ("ftrace_caller", "ftrace_regs_caller", "ftrace_nop_ops", "__fentry__",
-              "__x86_return_thunk")
+              "__x86_return_thunk", "__x86_indirect_thunk_array", "x86_return_thunk")
 # arm64: sized by the kernel at load (module_frob_arch_sections), dumped to the next section or
 # the end of the 4 KiB page
 PAGE_RULE = {"arm64": (".plt", ".text.ftrace_trampoline")}
@@ -457,6 +457,7 @@ def cmd_extract(kernel, ko_dir, image, log, machine, out):
             "uname": meta["uname"],
             "recorder": RECORDER,
             "machine": machine,
+            "append": os.environ.get("MEMDUMP_APPEND", ""),
             "possible_cpus": meta["possible"],
             "slide": f"{slide:#x}",
             "refused": {m: refused[m] for m in refuse},

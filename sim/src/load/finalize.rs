@@ -5,6 +5,7 @@
 //!
 //! | step | kernel source | what changes |
 //! |---|---|---|
+//! | `apply_retpolines` | arch/x86/kernel/alternative.c | unless the CPU keeps retpolines, each `.retpoline_sites` thunk call or jump becomes `[lfence;] call/jmp *%reg` |
 //! | `apply_returns` | arch/x86/kernel/alternative.c | each `.return_sites` `jmp __x86_return_thunk` becomes `ret; int3...` (or a jump to the CPU's own thunk) |
 //! | `apply_seal_endbr` | arch/x86/kernel/alternative.c | each `.ibt_endbr_seal` `endbr64` becomes a 4-byte NOP |
 //! | `alternatives_smp_module_add` | arch/x86/kernel/alternative.c | on a one-CPU machine each `.smp_locks` `lock` prefix becomes a DS prefix |
@@ -83,7 +84,6 @@ pub(crate) fn module_finalize(kernel: &mut Kernel, l: &mut Loading) -> SysResult
         Arch::X86_64 => &[
             ".altinstructions",
             ".parainstructions",
-            ".retpoline_sites",
             ".static_call_sites",
             "__ex_table",
         ],
@@ -96,6 +96,12 @@ pub(crate) fn module_finalize(kernel: &mut Kernel, l: &mut Loading) -> SysResult
     }
     let r = match kernel.profile.arch() {
         Arch::X86_64 => {
+            if let Some(s) = find(l, ".retpoline_sites") {
+                let n = apply_retpolines(kernel, &s);
+                notes.push(format!(
+                    "apply_retpolines: {n} thunk calls and jumps rewritten"
+                ));
+            }
             if let Some(s) = find(l, ".return_sites") {
                 let n = apply_returns(kernel, &s);
                 notes.push(format!("apply_returns: {n} return thunk sites rewritten"));
@@ -155,6 +161,95 @@ fn prel32_sites(mem: &Memory, s: &Sec) -> Vec<u64> {
             Some(at.wrapping_add(off as i32 as i64 as u64))
         })
         .collect()
+}
+
+/// `x86_nops[]` (arch/x86/kernel/alternative.c): the best NOP of each length, 1 to 8 bytes.
+const X86_NOPS: [&[u8]; 9] = [
+    &[],
+    &[0x90],
+    &[0x66, 0x90],
+    &[0x0f, 0x1f, 0x00],
+    &[0x0f, 0x1f, 0x40, 0x00],
+    &[0x0f, 0x1f, 0x44, 0x00, 0x00],
+    &[0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
+    &[0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
+    &[0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+];
+
+/// Models `apply_retpolines()` with `patch_retpoline()`, `emit_indirect()` and
+/// `optimize_nops()` (arch/x86/kernel/alternative.c): every `.retpoline_sites` entry is a
+/// `call`, `jmp` or `jcc` to `__x86_indirect_thunk_<reg>`; unless the CPU keeps retpolines
+/// ([`crate::kernel::X86Retpoline::Thunks`]), it becomes `[lfence;] call/jmp *%reg` (a `jcc`
+/// an inverted short `jcc` over it), an `int3` after a jump, and NOPs to the original length.
+/// Returns the number rewritten.
+fn apply_retpolines(kernel: &mut Kernel, s: &Sec) -> usize {
+    use crate::kernel::X86Retpoline;
+    let p = &kernel.profile;
+    let on = match p.version() {
+        KernelVersion::V6_1 => p.is_enabled("RETPOLINE") && p.is_enabled("OBJTOOL"),
+        KernelVersion::V6_12 => p.is_enabled("MITIGATION_RETPOLINE") && p.is_enabled("OBJTOOL"),
+    };
+    let mode = kernel.settings.x86_retpoline;
+    if !on || mode == X86Retpoline::Thunks {
+        return 0;
+    }
+    let Some(array) = kernel.kernel_symbol_address("__x86_indirect_thunk_array") else {
+        return 0;
+    };
+    let mut n = 0;
+    for addr in prel32_sites(&kernel.memory, s) {
+        let Ok(insn) = kernel.memory.read(addr, 6) else {
+            continue;
+        };
+        // insn_decode_kernel(): call/jmp rel32 (5 bytes) or jcc rel32 (0f 8x, 6 bytes).
+        let (op, len, cc) = match insn[0] {
+            0xe8 | 0xe9 => (insn[0], 5usize, None),
+            0x0f if (0x80..=0x8f).contains(&insn[1]) => (0xe9, 6, Some(insn[1] & 0xf)),
+            _ => continue, // WARN_ON_ONCE
+        };
+        let imm = &insn[len - 4..len];
+        let rel = i32::from_le_bytes([imm[0], imm[1], imm[2], imm[3]]);
+        let target = addr
+            .wrapping_add(len as u64)
+            .wrapping_add(rel as i64 as u64);
+        // reg = target - __x86_indirect_thunk_array, in 32-byte thunks.
+        let off = target.wrapping_sub(array);
+        if off % 32 != 0 || off / 32 > 15 || off / 32 == 4 {
+            continue; // WARN_ON_ONCE / BUG_ON (rsp)
+        }
+        let reg = (off / 32) as u8;
+        let mut bytes: Vec<u8> = Vec::with_capacity(len);
+        if let Some(cc) = cc {
+            bytes.push(0x70 + (cc ^ 1)); // Jncc.d8 over the rest
+            bytes.push((len - 2) as u8);
+        }
+        if mode == X86Retpoline::Lfence {
+            bytes.extend([0x0f, 0xae, 0xe8]);
+        }
+        // emit_indirect()
+        if reg >= 8 {
+            bytes.push(0x41);
+        }
+        let modrm = if op == 0xe8 { 0x10 } else { 0x20 };
+        bytes.extend([0xff, 0xc0 | modrm | (reg & 7)]);
+        if op == 0xe9 && bytes.len() < len {
+            bytes.push(0xcc);
+        }
+        if bytes.len() > len {
+            continue; // patch_retpoline() returned more than fits: not applied
+        }
+        // NOP1 padding, which optimize_nops() turns into one NOP of the run's length.
+        let pad = len - bytes.len();
+        if pad == 1 {
+            bytes.push(0x90);
+        } else {
+            bytes.extend_from_slice(X86_NOPS[pad]);
+        }
+        if kernel.memory.write(addr, &bytes).is_ok() {
+            n += 1;
+        }
+    }
+    n
 }
 
 /// Models `apply_returns()` with `patch_return()` (arch/x86/kernel/alternative.c,
