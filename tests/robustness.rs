@@ -97,7 +97,13 @@ fn corpus() -> &'static Vec<(&'static str, Vec<u8>)> {
     C.get_or_init(|| {
         let mut v = Vec::new();
         for k in KERNELS {
-            for name in ["mp_types.ko", "mp_export.ko", "mp_plt.ko", "mp_lib.ko.xz"] {
+            for name in [
+                "mp_types.ko",
+                "mp_export.ko",
+                "mp_plt.ko",
+                "mp_patch.ko",
+                "mp_lib.ko.xz",
+            ] {
                 if let Ok(b) = std::fs::read(fixtures(k).join(name)) {
                     v.push((k, b));
                 }
@@ -113,7 +119,7 @@ proptest! {
     /// load path (any errno is fine).
     #[test]
     fn mutated_modules_never_panic_the_load_path(
-        pick in 0usize..16,
+        pick in 0usize..64,
         edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..16),
         cut in prop::option::of(any::<prop::sample::Index>()),
     ) {
@@ -133,5 +139,85 @@ proptest! {
         let flags = if b.starts_with(b"\xfd7zXZ") { MODULE_INIT_COMPRESSED_FILE } else { 0 };
         let _ = kernel.finit_module_bytes(b.clone(), Some(b""), flags);
         let _ = kernel.init_module(&b, Some(b"p_int=3"));
+    }
+}
+
+/// The byte ranges of `mp_patch.ko` (every kernel) that the post-relocation patches read:
+/// their tables and those tables' relocations.
+fn patch_tables() -> &'static Vec<(&'static str, Vec<u8>, Vec<(usize, usize)>)> {
+    static C: OnceLock<Vec<(&'static str, Vec<u8>, Vec<(usize, usize)>)>> = OnceLock::new();
+    C.get_or_init(|| {
+        use sim::image::{ElfHeader, Section};
+        const TABLES: [&str; 9] = [
+            ".smp_locks",
+            "__jump_table",
+            ".return_sites",
+            ".retpoline_sites",
+            "__mcount_loc",
+            "__patchable_function_entries",
+            ".orc_unwind_ip",
+            ".orc_unwind",
+            ".ibt_endbr_seal",
+        ];
+        let mut v = Vec::new();
+        for k in KERNELS {
+            let Ok(b) = std::fs::read(fixtures(k).join("mp_patch.ko")) else {
+                continue;
+            };
+            let h = ElfHeader::parse(&b).expect("ELF header");
+            let mut secs = Section::read_table(&b, h.e_shoff, h.e_shnum).expect("sections");
+            let strs = secs[usize::from(h.e_shstrndx)].offset;
+            for s in &mut secs {
+                s.name =
+                    String::from_utf8_lossy(Section::read_name(&b, strs, s.sh_name)).into_owned();
+            }
+            let ranges: Vec<(usize, usize)> = secs
+                .iter()
+                .filter(|s| {
+                    TABLES
+                        .iter()
+                        .any(|t| s.name == *t || s.name == format!(".rela{t}"))
+                        && s.sh_type != 8
+                        && s.size > 0
+                })
+                .map(|s| (s.offset as usize, s.size as usize))
+                .collect();
+            assert!(!ranges.is_empty(), "{k}: mp_patch.ko has no patch tables");
+            v.push((k, b, ranges));
+        }
+        v
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+    /// Property: whatever the patch tables and their relocations say (sites outside the
+    /// module, misaligned, overlapping, huge), the post-relocation patches never panic.
+    #[test]
+    fn mutated_patch_tables_never_panic(
+        pick in 0usize..64,
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>(), any::<u8>()), 1..24),
+        cpus in 1u32..3,
+        retpoline in 0u8..3,
+    ) {
+        let c = patch_tables();
+        prop_assume!(!c.is_empty());
+        let (k, bytes, ranges) = &c[pick % c.len()];
+        let mut b = bytes.clone();
+        for (r, i, v) in &edits {
+            let (off, len) = ranges[r.index(ranges.len())];
+            b[off + i.index(len)] = *v;
+        }
+        let p = Profile::builtin(k).unwrap_or_else(|e| panic!("{e}"));
+        let mut settings = sim::kernel::Settings { uniprocessor: cpus == 1, ..Default::default() };
+        settings.x86_retpoline = match retpoline {
+            0 => sim::kernel::X86Retpoline::Thunks,
+            1 => sim::kernel::X86Retpoline::Lfence,
+            _ => sim::kernel::X86Retpoline::Off,
+        };
+        let mut kernel = Kernel::with_settings(p, settings);
+        kernel.set_tracing(true);
+        let _ = kernel.init_module(&b, Some(b""));
+        let _ = kernel.take_trace();
     }
 }

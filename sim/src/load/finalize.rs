@@ -475,8 +475,10 @@ pub(crate) fn jump_label_add_module(kernel: &mut Kernel, l: &Loading) {
         last_key = Some(key);
         if within(key, false) {
             let entry = base + 16 * i as u64;
-            let old = kernel.memory.read_u64(key + 8).unwrap_or(0);
-            let _ = kernel.memory.write_u64(key + 8, entry | (old & 3));
+            let old = kernel.memory.read_u64(key.wrapping_add(8)).unwrap_or(0);
+            let _ = kernel
+                .memory
+                .write_u64(key.wrapping_add(8), entry | (old & 3));
             keys_set += 1;
         } else {
             outside += 1;
@@ -703,7 +705,7 @@ fn ftrace_call_adjust(profile: &Profile, mem: &Memory, addr: u64) -> u64 {
                 if profile.is_enabled("DYNAMIC_FTRACE_WITH_REGS")
                     || profile.is_enabled("DYNAMIC_FTRACE_WITH_ARGS")
                 {
-                    return addr + 4;
+                    return addr.wrapping_add(4);
                 }
                 return addr;
             }
@@ -711,15 +713,15 @@ fn ftrace_call_adjust(profile: &Profile, mem: &Memory, addr: u64) -> u64 {
             if !addr.is_multiple_of(8) {
                 return 0; // WARN_RATELIMIT("Misaligned patch-site")
             }
-            let mut a = addr + 8;
+            let mut a = addr.wrapping_add(8);
             if profile.is_enabled("ARM64_BTI_KERNEL")
                 && mem
                     .read_u32(a)
                     .is_ok_and(|insn| insn & 0xffff_ff3f == 0xd503_241f)
             {
-                a += 4;
+                a = a.wrapping_add(4);
             }
-            a + 4
+            a.wrapping_add(4)
         }
     }
 }
