@@ -144,8 +144,11 @@ proptest! {
 
 /// The byte ranges of `mp_patch.ko` (every kernel) that the post-relocation patches read:
 /// their tables and those tables' relocations.
-fn patch_tables() -> &'static Vec<(&'static str, Vec<u8>, Vec<(usize, usize)>)> {
-    static C: OnceLock<Vec<(&'static str, Vec<u8>, Vec<(usize, usize)>)>> = OnceLock::new();
+/// (kernel, mp_patch.ko, the (offset, length) of each table and relocation section).
+type PatchTables = Vec<(&'static str, Vec<u8>, Vec<(usize, usize)>)>;
+
+fn patch_tables() -> &'static PatchTables {
+    static C: OnceLock<PatchTables> = OnceLock::new();
     C.get_or_init(|| {
         use sim::image::{ElfHeader, Section};
         const TABLES: [&str; 9] = [
