@@ -16,8 +16,8 @@
 #   TIMEOUT  seconds per boot (default 300)   JOBS  kernels recorded at once (default 2)
 #
 # One boot per kernel, with the machine of tests/conformance/record.sh (same QEMU options). The
-# guest (guest/init.sh) loads mp_lib, mp_export, mp_use, mp_use_ns, mp_plt, mp_weak, mp_noexit
-# and mp_types (with parameters; the list is in memdump.py) from tests/fixtures/ko/<kernel>/
+# guest (guest/init.sh) loads mp_lib, mp_export, mp_use, mp_use_ns, mp_plt, mp_weak, mp_noexit,
+# mp_patch and mp_types (with parameters; the list is in memdump.py) from tests/fixtures/ko/<kernel>/
 # (arm64 refuses mp_weak, as expected: checked, and noted in the JSON), prints the
 # /proc/kallsyms lines of the symbols the modules import and, through guest/kcore.c, the
 # VMCOREINFO note of /proc/kcore (KERNELOFFSET: the KASLR slide), every section address of every
