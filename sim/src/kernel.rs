@@ -621,15 +621,20 @@ impl Kernel {
         Ok(())
     }
 
+    /// One module system call: its outcome traced, and the placement it was given
+    /// ([`Kernel::place_next_load`]) used up, whatever became of it.
+    fn syscall(&mut self, call: impl FnOnce(&mut Self) -> SysResult) -> SysResult {
+        let start = self.log.lines().len();
+        let r = call(self);
+        self.trace_outcome(&r, start);
+        self.placement = None;
+        r
+    }
+
     /// `init_module(2)`: models `SYSCALL_DEFINE3(init_module)` (kernel/module/main.c).
     /// `uargs` is the parameter string (`None`: a NULL pointer).
     pub fn init_module(&mut self, image: &[u8], uargs: Option<&[u8]>) -> SysResult {
-        let start = self.log.lines().len();
-        let r = self.init_module_inner(image, uargs);
-        self.trace_outcome(&r, start);
-        // A placement is for one call, whatever became of it.
-        self.placement = None;
-        r
+        self.syscall(|k| k.init_module_inner(image, uargs))
     }
 
     fn init_module_inner(&mut self, image: &[u8], uargs: Option<&[u8]>) -> SysResult {
@@ -646,12 +651,7 @@ impl Kernel {
 
     /// `finit_module(2)`: models `SYSCALL_DEFINE3(finit_module)` (kernel/module/main.c).
     pub fn finit_module(&mut self, fd: FinitFd<'_>, uargs: Option<&[u8]>, flags: u32) -> SysResult {
-        let start = self.log.lines().len();
-        let r = self.finit_module_inner(fd, uargs, flags);
-        self.trace_outcome(&r, start);
-        // A placement is for one call, whatever became of it.
-        self.placement = None;
-        r
+        self.syscall(|k| k.finit_module_inner(fd, uargs, flags))
     }
 
     fn finit_module_inner(
@@ -681,12 +681,7 @@ impl Kernel {
         uargs: Option<&[u8]>,
         flags: u32,
     ) -> SysResult {
-        let start = self.log.lines().len();
-        let r = self.finit_module_bytes_inner(buf, uargs, flags);
-        self.trace_outcome(&r, start);
-        // A placement is for one call, whatever became of it.
-        self.placement = None;
-        r
+        self.syscall(|k| k.finit_module_bytes_inner(buf, uargs, flags))
     }
 
     fn finit_module_bytes_inner(
