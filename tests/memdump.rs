@@ -567,3 +567,44 @@ fn a_placement_the_layout_disagrees_with_is_reported() {
             .is_empty()
     );
 }
+
+/// Without a placement (the simulator's own addresses) the machine-dependent patches apply
+/// the same way: with `spectre_v2=off` mp_patch's thunk call and jump become `call *%rax` and
+/// `jmp *%rax` padded as the real kernel pads them (see the `+nospectre` captures).
+#[test]
+fn retpolines_are_rewritten_on_the_simulators_own_addresses_too() {
+    for kernel in ["debian-6.1-amd64", "debian-6.12-amd64"] {
+        let image = std::fs::read(modsim_tests::fixtures(kernel).join("mp_patch.ko")).expect("ko");
+        let mut settings = sim::kernel::Settings::default();
+        settings.apply_cmdline("quiet spectre_v2=off");
+        let mut k = Kernel::with_settings(Profile::builtin(kernel).expect("profile"), settings);
+        k.init_module(&image, Some(b"")).expect("mp_patch loads");
+        let m = k.module("mp_patch").expect("loaded");
+        let s = m
+            .sections
+            .iter()
+            .find(|s| s.name == ".retpoline_sites")
+            .expect(".retpoline_sites");
+        let table = k
+            .section_bytes("mp_patch", ".retpoline_sites")
+            .expect("table");
+        let mut seen: Vec<Vec<u8>> = table
+            .chunks_exact(4)
+            .enumerate()
+            .map(|(i, c)| {
+                let v = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                let site = (s.addr + 4 * i as u64).wrapping_add(v as i64 as u64);
+                k.memory().read(site, 5).expect("site").to_vec()
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                vec![0xff, 0xd0, 0x0f, 0x1f, 0x00], // call *%rax; nopl (%rax)
+                vec![0xff, 0xe0, 0xcc, 0x66, 0x90], // jmp *%rax; int3; xchg %ax,%ax
+            ],
+            "{kernel}"
+        );
+    }
+}

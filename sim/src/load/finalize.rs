@@ -37,12 +37,13 @@ use crate::trace::TraceEvent;
 /// Kernel symbols the patches point at that are not exports, each with the simulator's own
 /// address for it (after the exports, 16 bytes apart); a given address replaces it
 /// ([`Kernel::set_symbol_addresses`]).
-const INTERNAL_SYMBOLS: [&str; 5] = [
+const INTERNAL_SYMBOLS: [&str; 6] = [
     "ftrace_caller",
     "ftrace_regs_caller",
     "ftrace_nop_ops",
     "its_return_thunk",
     "srso_return_thunk",
+    "retbleed_return_thunk",
 ];
 
 /// The simulator's address for one of [`INTERNAL_SYMBOLS`].
@@ -193,9 +194,16 @@ fn apply_retpolines(kernel: &mut Kernel, s: &Sec) -> usize {
     if !on || mode == X86Retpoline::Thunks {
         return 0;
     }
-    let Some(array) = kernel.kernel_symbol_address("__x86_indirect_thunk_array") else {
-        return 0;
-    };
+    // The thunk of each register (`__x86_indirect_thunk_array[reg]`), by its exported name:
+    // this works with given addresses and with the simulator's own.
+    const REGS: [&str; 16] = [
+        "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12",
+        "r13", "r14", "r15",
+    ];
+    let thunks: Vec<Option<u64>> = REGS
+        .iter()
+        .map(|r| kernel.kernel_symbol_address(&format!("__x86_indirect_thunk_{r}")))
+        .collect();
     let mut n = 0;
     for addr in prel32_sites(&kernel.memory, s) {
         let Ok(insn) = kernel.memory.read(addr, 6) else {
@@ -212,12 +220,14 @@ fn apply_retpolines(kernel: &mut Kernel, s: &Sec) -> usize {
         let target = addr
             .wrapping_add(len as u64)
             .wrapping_add(rel as i64 as u64);
-        // reg = target - __x86_indirect_thunk_array, in 32-byte thunks.
-        let off = target.wrapping_sub(array);
-        if off % 32 != 0 || off / 32 > 15 || off / 32 == 4 {
-            continue; // WARN_ON_ONCE / BUG_ON (rsp)
+        // reg = target - __x86_indirect_thunk_array
+        let Some(reg) = thunks.iter().position(|t| *t == Some(target)) else {
+            continue; // WARN_ON_ONCE
+        };
+        if reg == 4 {
+            continue; // BUG_ON: call *%rsp
         }
-        let reg = (off / 32) as u8;
+        let reg = reg as u8;
         let mut bytes: Vec<u8> = Vec::with_capacity(len);
         if let Some(cc) = cc {
             bytes.push(0x70 + (cc ^ 1)); // Jncc.d8 over the rest
