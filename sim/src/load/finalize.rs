@@ -12,12 +12,15 @@
 //! | `unwind_module_init` | arch/x86/kernel/unwind_orc.c | `.orc_unwind_ip` / `.orc_unwind` sorted by address |
 //! | `module_init_ftrace_plt` | arch/arm64/kernel/module.c | the ftrace trampolines: PLT entries to `ftrace_caller` (6.1: and `ftrace_regs_caller`) |
 //! | `ftrace_process_locs` | kernel/trace/ftrace.c | the call-site table (`__mcount_loc`, `__patchable_function_entries`) sorted, each site made a NOP by the arch's `ftrace_init_nop()`: x86 `call __fentry__` → 5-byte NOP; arm64 first NOP → `mov x9, x30`, and on 6.12 the `ftrace_nop_ops` literal before the function |
-//!
 //! | `jump_label_add_module` | kernel/jump_label.c | (when the module is COMING) `__jump_table` sorted, init entries flagged, the module's static keys pointed at their entries |
 //!
+//! What depends on the machine comes from [`crate::kernel::Settings`]: the return thunk the
+//! CPU needs, the Spectre v2 mitigation, whether it runs on one CPU.
+//!
 //! Sections the kernel would also patch but the simulator does not model yet (alternatives,
-//! paravirt, retpolines, static calls, the exception table, code behind keys outside the module) are named in the
-//! trace (`module_finalize`, "not modelled") so that a difference there is not a mystery.
+//! paravirt, static calls, the exception table) are named in the trace (`module_finalize`,
+//! "not modelled"), and so are static keys outside the module (their state, which may patch
+//! the module's code, is the running kernel's), so that a difference there is not a mystery.
 //!
 //! Sorting is `sort()` of lib/sort.c, step for step ([`sort_r`]): with comparisons that can
 //! tie (the ORC table's), only the kernel's own heapsort gives the kernel's order.
@@ -60,7 +63,7 @@ const A64_NOP: u32 = 0xd503_201f;
 /// `aarch64_insn_gen_move_reg(x9, lr, 64-bit)`: `mov x9, x30` (`orr x9, xzr, x30`).
 const A64_MOV_X9_LR: u32 = 0xaa1e_03e9;
 
-/// The simulated CPU's view of the module: the machine facts the patches depend on.
+/// The return thunk the simulated CPU needs, if any ([`crate::kernel::Settings::x86_return_thunk`]).
 fn rethunk(kernel: &Kernel) -> Option<&str> {
     kernel.settings.x86_return_thunk.as_deref()
 }
@@ -206,14 +209,17 @@ fn apply_retpolines(kernel: &mut Kernel, s: &Sec) -> usize {
         .collect();
     let mut n = 0;
     for addr in prel32_sites(&kernel.memory, s) {
-        let Ok(insn) = kernel.memory.read(addr, 6) else {
+        let Ok(head) = kernel.memory.read(addr, 2) else {
             continue;
         };
         // insn_decode_kernel(): call/jmp rel32 (5 bytes) or jcc rel32 (0f 8x, 6 bytes).
-        let (op, len, cc) = match insn[0] {
-            0xe8 | 0xe9 => (insn[0], 5usize, None),
-            0x0f if (0x80..=0x8f).contains(&insn[1]) => (0xe9, 6, Some(insn[1] & 0xf)),
+        let (op, len, cc) = match head[0] {
+            0xe8 | 0xe9 => (head[0], 5usize, None),
+            0x0f if (0x80..=0x8f).contains(&head[1]) => (0xe9, 6, Some(head[1] & 0xf)),
             _ => continue, // WARN_ON_ONCE
+        };
+        let Ok(insn) = kernel.memory.read(addr, len) else {
+            continue;
         };
         let imm = &insn[len - 4..len];
         let rel = i32::from_le_bytes([imm[0], imm[1], imm[2], imm[3]]);
@@ -249,12 +255,7 @@ fn apply_retpolines(kernel: &mut Kernel, s: &Sec) -> usize {
             continue; // patch_retpoline() returned more than fits: not applied
         }
         // NOP1 padding, which optimize_nops() turns into one NOP of the run's length.
-        let pad = len - bytes.len();
-        if pad == 1 {
-            bytes.push(0x90);
-        } else {
-            bytes.extend_from_slice(X86_NOPS[pad]);
-        }
+        bytes.extend_from_slice(X86_NOPS[len - bytes.len()]);
         if kernel.memory.write(addr, &bytes).is_ok() {
             n += 1;
         }
