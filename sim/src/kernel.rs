@@ -660,6 +660,14 @@ impl Kernel {
         uargs: Option<&[u8]>,
         flags: u32,
     ) -> SysResult {
+        self.finit_checks(flags)?;
+        let buf = crate::file::kernel_read_file_from_fd(fd, self.settings.memory_limit)
+            .map_err(|e| SysError::new("kernel_read_file", e))?;
+        self.finit_load(buf, uargs, flags)
+    }
+
+    /// `finit_module(2)`'s checks before it reads the file: permission, then the flags.
+    fn finit_checks(&self, flags: u32) -> SysResult {
         self.may_init_module()?;
         if flags
             & !(MODULE_INIT_IGNORE_MODVERSIONS
@@ -669,9 +677,7 @@ impl Kernel {
         {
             return Err(SysError::new("finit_module", Errno::EINVAL));
         }
-        let buf = crate::file::kernel_read_file_from_fd(fd, self.settings.memory_limit)
-            .map_err(|e| SysError::new("kernel_read_file", e))?;
-        self.finit_module_bytes_inner(buf, uargs, flags)
+        Ok(())
     }
 
     /// `finit_module(2)` on a file already read into memory (skips the descriptor checks).
@@ -690,15 +696,12 @@ impl Kernel {
         uargs: Option<&[u8]>,
         flags: u32,
     ) -> SysResult {
-        self.may_init_module()?;
-        if flags
-            & !(MODULE_INIT_IGNORE_MODVERSIONS
-                | MODULE_INIT_IGNORE_VERMAGIC
-                | MODULE_INIT_COMPRESSED_FILE)
-            != 0
-        {
-            return Err(SysError::new("finit_module", Errno::EINVAL));
-        }
+        self.finit_checks(flags)?;
+        self.finit_load(buf, uargs, flags)
+    }
+
+    /// `finit_module(2)` after the file is read: decompression (6.12) and `load_module()`.
+    fn finit_load(&mut self, buf: Vec<u8>, uargs: Option<&[u8]>, flags: u32) -> SysResult {
         let image = if flags & MODULE_INIT_COMPRESSED_FILE != 0 {
             crate::load::decompress::module_decompress(
                 &self.profile,
