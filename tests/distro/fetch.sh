@@ -13,7 +13,7 @@ set -euo pipefail
 "$REPO/tests/lab/fetch-kernels.sh"
 
 for k in $KERNELS; do
-	dir=$(kroot "$k")/lib/modules/$(krel "$k")
+	dir=$(kmods "$k")
 	[ -f "$dir/modules.order" ] || die "$k: $dir/modules.order is missing"
 	[ -d "$dir/kernel" ] || die "$k: $dir/kernel is missing"
 	n=$(find "$dir/kernel" -name '*.ko*' | wc -l)
