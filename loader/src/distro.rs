@@ -79,9 +79,17 @@ pub enum DistroError {
     },
 }
 
-/// The module directory of `kernel` under an extracted root (`<root>/lib/modules/<release>`).
+/// The module directory of `kernel` under an extracted root: `<root>/lib/modules/<release>`, or
+/// `<root>/usr/lib/modules/<release>` where only that exists (Debian 13's packages put the
+/// modules there).
 pub fn module_dir(root: &Path, profile: &Profile) -> PathBuf {
-    root.join("lib/modules").join(profile.release())
+    let lib = root.join("lib/modules").join(profile.release());
+    let usr = root.join("usr/lib/modules").join(profile.release());
+    if !lib.is_dir() && usr.is_dir() {
+        usr
+    } else {
+        lib
+    }
 }
 
 /// Loads every module under `dir` into one fresh simulated kernel running `profile`, in

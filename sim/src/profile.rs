@@ -816,8 +816,9 @@ impl Profile {
     /// - `sizeof(struct module)` and its field offsets: from the BTF of `vmlinux` when the
     ///   directory has one (6.12 packages do), otherwise copied from the embedded profile of the
     ///   same (version, architecture) (6.1 packages ship no BTF);
-    /// - builtin modules: from `../../../lib/modules/<release>/modules.builtin{,.modinfo}` (the
-    ///   image package's files next to `/usr/src`) when present, otherwise empty;
+    /// - builtin modules: from `modules.builtin{,.modinfo}` of the image package next to
+    ///   `/usr/src`: `../../../lib/modules/<release>/`, or `../../../usr/lib/modules/<release>/`
+    ///   where the package ships them there (Debian 13), when present, otherwise empty;
     /// - signing key: none (the certificate is in the kernel image, not in the headers);
     /// - name: `debian-<version>-<arch>` when `package.h` says Debian, otherwise the release.
     ///

@@ -117,10 +117,10 @@ fn running_kernel_builtin(name: &str) -> bool {
     let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
         return false;
     };
-    let path = Path::new("/lib/modules")
-        .join(release.trim())
-        .join("modules.builtin");
-    let Ok(text) = std::fs::read_to_string(path) else {
+    // /lib/modules, or /usr/lib/modules on a system without the /lib link
+    let Some(text) = ["/lib/modules", "/usr/lib/modules"].iter().find_map(|d| {
+        std::fs::read_to_string(Path::new(d).join(release.trim()).join("modules.builtin")).ok()
+    }) else {
         return false;
     };
     text.lines()

@@ -561,3 +561,49 @@ fn btf_garbage_is_an_error() {
     }
     assert!(btf::struct_module_layout(b"not an elf").is_err());
 }
+
+/// Debian 13's image packages ship `modules.builtin*` under `usr/lib/modules/<release>/`, Debian
+/// 12's under `lib/modules/<release>/`: a headers directory finds them in either place, so a
+/// module named like a built-in one with parameters is refused as the real kernel refuses it.
+#[test]
+fn builtin_modules_are_found_under_lib_and_usr_lib() {
+    let release = "6.12.118+deb13-amd64";
+    for (tag, moddir) in [("usr", "usr/lib/modules"), ("lib", "lib/modules")] {
+        let root =
+            std::env::temp_dir().join(format!("sim-profile-{}-builtin-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root
+            .join("usr/src")
+            .join(format!("linux-headers-{release}"));
+        std::fs::create_dir_all(dir.join("include/generated")).unwrap();
+        let write = |f: &Path, s: &[u8]| std::fs::write(f, s).unwrap();
+        write(
+            &dir.join(".config"),
+            b"CONFIG_X86_64=y\nCONFIG_SMP=y\nCONFIG_MODULES=y\nCONFIG_MODULE_UNLOAD=y\n",
+        );
+        write(
+            &dir.join("include/generated/utsrelease.h"),
+            format!("#define UTS_RELEASE \"{release}\"\n").as_bytes(),
+        );
+        write(
+            &dir.join("Module.symvers"),
+            b"0x1\tfoo\tvmlinux\tEXPORT_SYMBOL\t\n",
+        );
+        let before = Profile::from_headers_dir(&dir).unwrap();
+        assert!(
+            !before.is_builtin_module("fuse"),
+            "{tag}: nothing shipped yet"
+        );
+        let mods = root.join(moddir).join(release);
+        std::fs::create_dir_all(&mods).unwrap();
+        write(&mods.join("modules.builtin"), b"kernel/fs/fuse/fuse.ko\n");
+        write(
+            &mods.join("modules.builtin.modinfo"),
+            b"fuse.license=GPL\0fuse.parmtype=max_user_bgreq:uint\0",
+        );
+        let p = Profile::from_headers_dir(&dir).unwrap();
+        assert!(p.is_builtin_module("fuse"), "{tag}");
+        assert!(p.has_builtin_sysfs_dir("fuse"), "{tag}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
