@@ -106,6 +106,7 @@ fn ground_truth_covers_every_category() {
         ("blacklist.jsonl", "EPERM"),
         ("permissions.jsonl", "EPERM"),
         ("capability.jsonl", "EPERM"),
+        ("builtin.jsonl", "EINVAL"),
         ("sig_enforce.jsonl", "EKEYREJECTED"),
     ];
     for k in KERNELS {

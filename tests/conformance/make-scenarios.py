@@ -235,6 +235,17 @@ SCENARIOS["capability"] = [
     rm("mp_lib"),
 ]
 
+# A module named like a built-in module that has parameters (/sys/module/printk): refused when
+# its sysfs directory is made (mod_sysfs_init), both system calls, before and after a good load.
+SCENARIOS["builtin"] = [
+    finit("builtin_named.ko"),
+    init("builtin_named.ko"),
+    finit("mp_lib.ko"),
+    finit("builtin_named.ko"),
+    rm("mp_lib"),
+    rm("printk"),
+]
+
 # --- parameters: every type with good, boundary and bad values ------------------------------
 def cases(name, values):
     return [f"{name}={v}" if v is not None else name for v in values]
