@@ -6,14 +6,14 @@
 use loader::scenario::compare::{CompareOptions, Difference, compare};
 use loader::scenario::{self, Recording, Scenario};
 use loader::sim_backend::SimBackend;
-use modsim_tests::{KERNELS, file_name, fixtures, recorded, recorded_on, scenario_files};
+use modsim_tests::{Target, file_name, recorded_on, scenario_files, targets};
 
 /// Runs one scenario on a fresh simulated kernel and compares it with the recording.
-fn run_one(kernel: &str, path: &std::path::Path, opts: CompareOptions) -> (usize, Vec<Difference>) {
-    let scen = Scenario::load(path, Some(&fixtures(kernel))).unwrap_or_else(|e| panic!("{e}"));
-    let rec =
-        Recording::load(&recorded(kernel).join(file_name(path))).unwrap_or_else(|e| panic!("{e}"));
-    let backend = SimBackend::builtin(kernel).unwrap_or_else(|e| panic!("{e}"));
+fn run_one(t: &Target, path: &std::path::Path, opts: CompareOptions) -> (usize, Vec<Difference>) {
+    let kernel = &t.name;
+    let scen = Scenario::load(path, Some(&t.fixtures)).unwrap_or_else(|e| panic!("{e}"));
+    let rec = Recording::load(&t.recorded.join(file_name(path))).unwrap_or_else(|e| panic!("{e}"));
+    let backend = SimBackend::new(t.profile());
     let mut machine = loader::cli::Machine::Sim(Box::new(backend));
     let got = scenario::run_machine(&mut machine, &scen, |_| {})
         .unwrap_or_else(|e| panic!("{kernel} {}: {e}", file_name(path)));
@@ -22,17 +22,19 @@ fn run_one(kernel: &str, path: &std::path::Path, opts: CompareOptions) -> (usize
 
 #[test]
 fn the_simulator_matches_every_recorded_step_on_all_four_kernels() {
+    // The four pinned kernels, or the set of MODSIM_KERNEL_SET (tests/lab/current.sh).
     let opts = CompareOptions {
         params: std::env::var_os("MODSIM_CONFORMANCE_NO_PARAMS").is_none(),
     };
     let mut total_differ = 0;
-    for k in KERNELS {
+    for t in targets() {
+        let k = t.name.as_str();
         let (mut agree, mut differ) = (0, 0);
         for f in scenario_files() {
             if !recorded_on(k, &f) {
                 continue;
             }
-            let (n, diffs) = run_one(k, &f, opts);
+            let (n, diffs) = run_one(&t, &f, opts);
             let bad: std::collections::BTreeSet<usize> = diffs.iter().map(|d| d.step).collect();
             agree += n - bad.len();
             differ += bad.len();

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 
 use base64::Engine;
 use indexmap::IndexMap;
+use modsim_tests::Target;
 use sim::image::{ElfHeader, Rela, Section, Symbol};
 use sim::kernel::Kernel;
 use sim::profile::Profile;
@@ -51,6 +52,9 @@ const STRUCT_MODULE_RUNTIME_FIELDS: &[&str] = &[
     "jump_entries",
     "num_jump_entries",
     "btf_data_size",
+    // Modules built with a distilled base BTF (pahole 1.28+, Debian 13's 6.12: a .BTF.base
+    // section) have this one set too.
+    "btf_base_data_size",
     // Memory layout: layout_sections()/move_module() (6.1 core_layout and init_layout, 6.12
     // mem[]), kallsyms (add_kallsyms()), the arch's data (x86 ORC and ITS, arm64 PLTs).
     "core_layout",
@@ -95,16 +99,6 @@ struct CapturedModule {
     bytes: IndexMap<String, String>,
 }
 
-/// The committed capture of `kernel`, or the one in `$MODSIM_MEMDUMP_DIR` (a fresh recording:
-/// `tests/memdump/record.sh --out DIR`, as CI does).
-fn capture_path(kernel: &str) -> PathBuf {
-    let dir = match std::env::var_os("MODSIM_MEMDUMP_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => modsim_tests::repo().join("tests/fixtures/memdump"),
-    };
-    dir.join(format!("{kernel}.json"))
-}
-
 fn hex_map(m: &IndexMap<String, String>) -> IndexMap<String, u64> {
     m.iter()
         .map(|(k, v)| {
@@ -116,11 +110,9 @@ fn hex_map(m: &IndexMap<String, String>) -> IndexMap<String, u64> {
 }
 
 /// `struct module` members: (offset, size, name).
-fn struct_module(kernel: &str) -> Vec<(u64, u64, String)> {
-    let p = modsim_tests::repo()
-        .join("tests/fixtures/memdump/struct_module")
-        .join(format!("{kernel}.tsv"));
-    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+fn struct_module(t: &Target) -> Vec<(u64, u64, String)> {
+    let p = &t.struct_module;
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| {
@@ -305,10 +297,10 @@ fn who_wrote(ko: &KoView, sites: &Sites, sec: &str, off: u64) -> String {
 }
 
 /// Byte ranges (offsets in the section) allowed to differ, each with its reason.
-fn allowed(kernel: &str, module: &str, sec: &str, ko: &KoView) -> Vec<(u64, u64, String)> {
+fn allowed(t: &Target, module: &str, sec: &str, ko: &KoView) -> Vec<(u64, u64, String)> {
     let mut out = Vec::new();
     if sec == ".gnu.linkonce.this_module" {
-        for (off, size, name) in struct_module(kernel) {
+        for (off, size, name) in struct_module(t) {
             if STRUCT_MODULE_RUNTIME_FIELDS.contains(&name.as_str()) {
                 out.push((off, off + size, format!("struct module .{name}")));
             }
@@ -325,10 +317,13 @@ fn allowed(kernel: &str, module: &str, sec: &str, ko: &KoView) -> Vec<(u64, u64,
     out
 }
 
-/// The captures of `kernel`: (name, path), the default one first (it must exist).
-fn captures_of(kernel: &str) -> Vec<(String, PathBuf)> {
-    let main = capture_path(kernel);
-    let dir = main.parent().expect("directory").to_path_buf();
+/// The captures of a kernel: (name, path), the default one first (it must exist): the committed
+/// ones, those of a kernel set (`MODSIM_KERNEL_SET`), or those in `$MODSIM_MEMDUMP_DIR` (a fresh
+/// recording: `tests/memdump/record.sh --out DIR`, as CI does).
+fn captures_of(t: &Target) -> Vec<(String, PathBuf)> {
+    let kernel = t.name.as_str();
+    let dir = t.memdump.clone();
+    let main = dir.join(format!("{kernel}.json"));
     let mut out = vec![(kernel.to_string(), main)];
     let mut other: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -346,18 +341,19 @@ fn captures_of(kernel: &str) -> Vec<(String, PathBuf)> {
 }
 
 fn check_capture(
-    kernel: &str,
+    t: &Target,
     path: &std::path::Path,
     report: &mut String,
     notes: &mut String,
 ) -> (usize, usize) {
+    let kernel = t.name.as_str();
     let label = path
         .file_stem()
         .map_or_else(|| kernel.to_string(), |s| s.to_string_lossy().into_owned());
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let cap: Capture =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let profile = Profile::builtin(kernel).expect("profile");
+    let profile = t.profile();
     assert_eq!(
         cap.meta["kernel"],
         kernel,
@@ -371,7 +367,7 @@ fn check_capture(
     let (mut same, mut differ) = (0, 0);
     let mut allowed_used = std::collections::BTreeSet::new();
     for m in &cap.modules {
-        let file = modsim_tests::fixtures(kernel).join(&m.file);
+        let file = t.fixtures.join(&m.file);
         let image = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let ko = ko_view(&image);
         let name = loader::image::load_placed(
@@ -411,7 +407,7 @@ fn check_capture(
                     continue;
                 }
             };
-            let ok_ranges = allowed(kernel, &name, sec, &ko);
+            let ok_ranges = allowed(t, &name, sec, &ko);
             let mut excused = std::collections::BTreeSet::new();
             let mut diffs: Vec<u64> = Vec::new();
             for i in 0..real.len().max(sim.len()) {
@@ -502,16 +498,17 @@ fn simulated_module_memory_is_byte_identical_to_the_real_kernels() {
     let mut failed = false;
     // MODSIM_MEMDUMP_KERNELS="a b" checks only those kernels (while re-recording one).
     let only = std::env::var("MODSIM_MEMDUMP_KERNELS").ok();
-    for kernel in modsim_tests::KERNELS {
+    // The four pinned kernels, or the set of MODSIM_KERNEL_SET (tests/lab/current.sh).
+    for t in modsim_tests::targets() {
         if only
             .as_deref()
-            .is_some_and(|o| !o.split_whitespace().any(|k| k == kernel))
+            .is_some_and(|o| !o.split_whitespace().any(|k| k == t.name))
         {
             continue;
         }
         // <kernel>.json, then the captures booted with other options: <kernel>+<suffix>.json.
-        for (name, path) in captures_of(kernel) {
-            let (same, differ) = check_capture(kernel, &path, &mut report, &mut notes);
+        for (name, path) in captures_of(&t) {
+            let (same, differ) = check_capture(&t, &path, &mut report, &mut notes);
             summary.push(format!("{name}: {same} identical, {differ} differ"));
             failed |= differ > 0 || same == 0;
         }
@@ -529,7 +526,11 @@ fn simulated_module_memory_is_byte_identical_to_the_real_kernels() {
 #[test]
 fn a_placement_the_layout_disagrees_with_is_reported() {
     let kernel = "debian-6.1-amd64";
-    let text = std::fs::read_to_string(capture_path(kernel)).expect("capture");
+    let dir = std::env::var_os("MODSIM_MEMDUMP_DIR").map_or_else(
+        || modsim_tests::repo().join("tests/fixtures/memdump"),
+        PathBuf::from,
+    );
+    let text = std::fs::read_to_string(dir.join(format!("{kernel}.json"))).expect("capture");
     let cap: Capture = serde_json::from_str(&text).expect("capture JSON");
     let m = cap
         .modules

@@ -71,11 +71,12 @@ PAGE = 4096
 # link-time address of _text: x86_64 __START_KERNEL_map + CONFIG_PHYSICAL_START; arm64
 # KIMAGE_VADDR = MODULES_END = _PAGE_END(VA_BITS_MIN) + MODULES_VSIZE (asm/memory.h: 6.1 48-bit,
 # 128 MiB; 6.12 VA_BITS_MIN 48, 2 GiB)
+# Keyed by (series, arch): a kernel is named <anything>-<series>-<arch>.
 LINK_TEXT = {
-    "debian-6.1-amd64": 0xffffffff81000000,
-    "debian-6.12-amd64": 0xffffffff81000000,
-    "debian-6.1-arm64": 0xffff800008000000,
-    "debian-6.12-arm64": 0xffff800080000000,
+    ("6.1", "amd64"): 0xffffffff81000000,
+    ("6.12", "amd64"): 0xffffffff81000000,
+    ("6.1", "arm64"): 0xffff800008000000,
+    ("6.12", "arm64"): 0xffff800080000000,
 }
 MARK = b"@@MEMDUMP@@ "
 ERR = b"@@MEMDUMP-ERR@@ "
@@ -374,9 +375,10 @@ def cmd_extract(kernel, ko_dir, image, log, machine, out):
         exp = {n: (base + o) % 2**64 for n, o in offs.items()}
     if text is None:
         raise Bad("no _text in kallsyms")
-    if (text - slide) % 2**64 != LINK_TEXT[kernel]:
+    link_text = LINK_TEXT[(kernel.rsplit("-", 2)[1], arch)]
+    if (text - slide) % 2**64 != link_text:
         raise Bad(f"_text {text:#x} - KERNELOFFSET {slide:#x} = {(text - slide) % 2**64:#x}, "
-                  f"not the link-time _text {LINK_TEXT[kernel]:#x}")
+                  f"not the link-time _text {link_text:#x}")
 
     from_image, from_ko = set(), set()
 

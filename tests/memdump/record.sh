@@ -14,6 +14,8 @@
 #            that change what apply_retpolines() writes
 # Environment:
 #   TIMEOUT  seconds per boot (default 300)   JOBS  kernels recorded at once (default 2)
+#   FIXTURES_DIR  another fixtures directory, holding <kernel>/* (default tests/fixtures/ko)
+#   KERNEL_SET    other kernels than the pinned four (tests/lab/lib.sh)
 #
 # One boot per kernel, with the machine of tests/conformance/record.sh (same QEMU options). The
 # guest (guest/init.sh) loads mp_lib, mp_export, mp_use, mp_use_ns, mp_plt, mp_weak, mp_noexit,
@@ -34,7 +36,7 @@ MD=$REPO/tests/memdump
 G=$MD/guest
 PY=(python3 "$MD/memdump.py")
 WORK=$LAB/memdump
-KO_DIR=$REPO/tests/fixtures/ko
+KO_DIR=${FIXTURES_DIR:-$REPO/tests/fixtures/ko}
 OUT=$REPO/tests/fixtures/memdump
 TIMEOUT=${TIMEOUT:-300}
 APPEND= SUFFIX=
