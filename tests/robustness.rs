@@ -224,3 +224,47 @@ proptest! {
         let _ = kernel.take_trace();
     }
 }
+
+/// A placement that makes a region larger than its layout (sections given far apart) once let
+/// `do_init_module` subtract the allocated init region sizes from the module's layout size:
+/// an overflow panic in debug builds, a size near 2^64 in `/proc/modules` in release builds.
+/// The size the kernel reports is the layout's, whatever the placement.
+#[test]
+fn a_placement_with_gaps_keeps_the_layout_size() {
+    let kernel = "debian-6.1-arm64";
+    let image = std::fs::read(fixtures(kernel).join("mp_lib.ko")).expect("mp_lib.ko");
+    let mut plain = Kernel::new(Profile::builtin(kernel).expect("profile"));
+    plain.init_module(&image, Some(b"")).expect("plain load");
+    let want = plain.module("mp_lib").expect("loaded").size;
+    let sections: indexmap::IndexMap<String, u64> = [
+        ("__ksymtab", 0xffff_8000_11d7_e000),
+        (".symtab", 0xffff_8000_0000_0000),
+        (".strtab", 0xffff_8000_0000_6258),
+    ]
+    .into_iter()
+    .map(|(n, a)| (n.to_string(), a))
+    .collect();
+    let mut k = Kernel::new(Profile::builtin(kernel).expect("profile"));
+    let name = loader::image::load_placed(&mut k, &image, "", sections, Default::default())
+        .expect("placed load");
+    assert_eq!(k.module(&name).expect("loaded").size, want);
+}
+
+/// Unloading a module frees every byte it allocated, the heap copies of `charp` array elements
+/// included (`param_array_free` calls the element ops' `free`).
+#[test]
+fn an_unload_frees_charp_array_elements() {
+    for kernel in KERNELS {
+        let image = std::fs::read(fixtures(kernel).join("mp_types.ko")).expect("mp_types.ko");
+        let mut k = Kernel::new(Profile::builtin(kernel).expect("profile"));
+        let before = k.memory().used();
+        k.init_module(&image, Some(b"p_charparr=a,b p_charp=xyz"))
+            .expect("load");
+        k.delete_module(b"mp_types", 0o4000).expect("unload");
+        assert_eq!(
+            k.memory().used(),
+            before,
+            "{kernel}: memory left after unload"
+        );
+    }
+}

@@ -779,13 +779,15 @@ impl Kernel {
         }
         if !m.kparams.is_empty() {
             let env = crate::params::ParamEnv::from_profile(&self.profile);
-            let none = |_: u64| None;
+            // Kernel symbols are named as at load time, so that param_array_free finds the
+            // element ops (param_free_charp) of an array parameter.
+            let named = crate::load::params_step::namer(&self.profile, &self.given_symbols, &[]);
             let mut code = crate::params::NoModuleCode;
             let mut ctx = crate::params::Ctx {
                 env: &env,
                 mem: &mut self.memory,
                 log: &mut self.log,
-                symbol_at: &none,
+                symbol_at: &named,
                 code: &mut code,
                 taint_user: false,
             };

@@ -58,8 +58,10 @@ pub(crate) struct Loading {
     pub(crate) addr: Vec<u64>,
     /// Allocated region base per `MemType` (0 when empty).
     pub(crate) region: [u64; 7],
-    /// Allocated region size per `MemType`.
+    /// Allocated region size per `MemType` (a placement can make it larger than the layout's).
     pub(crate) region_size: [u64; 7],
+    /// The layout's size per `MemType` (`mod->mem[type].size`), what `/proc/modules` counts.
+    pub(crate) layout_size: [u64; 7],
     /// Per-cpu allocation (offset in the reserve, size).
     pub(crate) percpu: Option<(u64, u64)>,
     /// Every `SHT_RELA` section's entries, in the order they are applied (arm64's
@@ -152,6 +154,7 @@ pub fn load_module(
         addr: vec![0; shnum],
         region: [0; 7],
         region_size: [0; 7],
+        layout_size: [0; 7],
         percpu: None,
         relas: std::collections::BTreeMap::new(),
         plt: reloc::PltLayout::default(),
@@ -461,6 +464,7 @@ fn move_module(kernel: &mut Kernel, l: &mut Loading, lay: &layout::Layout) -> Sy
         }
     }
     l.module.base = l.region[MemType::Text as usize];
+    l.layout_size = sizes;
     l.module.size = match version {
         KernelVersion::V6_1 => sizes[MemType::Text as usize] + sizes[MemType::InitText as usize],
         KernelVersion::V6_12 => sizes.iter().sum(),
@@ -1107,18 +1111,20 @@ fn do_init_module(kernel: &mut Kernel, l: &mut Loading) -> SysResult {
         KernelVersion::V6_1 => &[MemType::InitText],
         KernelVersion::V6_12 => &[MemType::InitText, MemType::InitData, MemType::InitRodata],
     };
-    let mut freed = 0;
+    // What the module's size loses is the init layout's size, not the allocation's (a
+    // placement can make a region larger than its layout).
+    let mut freed = 0u64;
     for t in init_types {
         let base = l.region[*t as usize];
         if base != 0 {
             kernel.memory.free(base);
-            freed += l.region_size[*t as usize];
+            freed = freed.saturating_add(l.layout_size[*t as usize]);
         }
     }
     if let Some(m) = kernel.modules.iter_mut().find(|m| m.name == name) {
         m.state = ModuleState::Live;
         m.refcnt -= 1;
-        m.size -= freed;
+        m.size = m.size.saturating_sub(freed);
         m.regions
             .retain(|b| !init_types.iter().any(|t| l.region[*t as usize] == *b));
     }

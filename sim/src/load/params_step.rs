@@ -11,7 +11,7 @@ use crate::taint::{Lockdep, Taint};
 /// Names an address the way the parameter code recognises ops: a vmlinux export (the simulator
 /// gives export `i` the address `kernel_image_base + 16 * i`), else one of the module's own
 /// symbols.
-fn namer<'a>(
+pub(crate) fn namer<'a>(
     kernel_profile: &'a crate::profile::Profile,
     given: &'a indexmap::IndexMap<String, u64>,
     own: &'a [(u64, String)],
