@@ -268,3 +268,22 @@ fn an_unload_frees_charp_array_elements() {
         );
     }
 }
+
+/// The module area is allocated first fit, as vmalloc does: memory an unloaded module gave back
+/// is used again, so load/unload cycles never run out of address space (a bump allocator ran
+/// out after some 32-65 thousand cycles).
+#[test]
+fn unloaded_module_memory_is_used_again() {
+    for kernel in KERNELS {
+        let image = std::fs::read(fixtures(kernel).join("mp_lib.ko")).expect("mp_lib.ko");
+        let mut k = Kernel::new(Profile::builtin(kernel).expect("profile"));
+        let mut bases = std::collections::BTreeSet::new();
+        for _ in 0..50 {
+            k.init_module(&image, Some(b"")).expect("load");
+            bases.insert(k.module("mp_lib").expect("loaded").base);
+            k.delete_module(b"mp_lib", 0o4000).expect("unload");
+        }
+        assert_eq!(bases.len(), 1, "{kernel}: bases {bases:x?}");
+        assert_eq!(k.memory().used(), 0, "{kernel}");
+    }
+}

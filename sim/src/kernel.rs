@@ -348,7 +348,8 @@ pub struct Kernel {
     pub(crate) default_init_return: i32,
     /// The trace of the load path, when tracing is on.
     pub(crate) trace: Option<Vec<crate::trace::TraceEvent>>,
-    /// The next free address in the module area.
+    /// Where the module allocator's first-fit search starts: no free page of the module area
+    /// lies below it.
     pub(crate) next_module_addr: u64,
     /// Kernel symbol addresses given by the caller ([`Kernel::set_symbol_addresses`]).
     pub(crate) given_symbols: indexmap::IndexMap<String, u64>,

@@ -47,6 +47,9 @@ pub struct Memory {
     regions: BTreeMap<u64, Region>,
     used: u64,
     limit: u64,
+    /// The lowest base of a [`RegionKind::Module`] region freed since the last
+    /// [`Memory::take_lowest_module_free`] (`u64::MAX`: none).
+    lowest_module_free: u64,
 }
 
 impl Default for Memory {
@@ -62,6 +65,7 @@ impl Memory {
             regions: BTreeMap::new(),
             used: 0,
             limit,
+            lowest_module_free: u64::MAX,
         }
     }
 
@@ -122,7 +126,45 @@ impl Memory {
     pub fn free(&mut self, base: u64) {
         if let Some(r) = self.regions.remove(&base) {
             self.used = self.used.saturating_sub(r.bytes.len() as u64);
+            if r.kind == RegionKind::Module {
+                self.lowest_module_free = self.lowest_module_free.min(base);
+            }
         }
+    }
+
+    /// The lowest base of a module region freed since the last call, if any (the allocator's
+    /// search can start there again).
+    pub fn take_lowest_module_free(&mut self) -> Option<u64> {
+        let low = std::mem::replace(&mut self.lowest_module_free, u64::MAX);
+        (low != u64::MAX).then_some(low)
+    }
+
+    /// First fit, as vmalloc's `alloc_vmap_area()` searches: the lowest page-aligned address
+    /// `a >= from` with `[a, page_align(a + size) + guard)` free of regions and `a + size <=
+    /// end`; each region is taken to be followed by its own `guard` bytes. `None` when nothing
+    /// fits. `page` must be a power of two.
+    pub fn first_fit(&self, from: u64, end: u64, size: u64, page: u64, guard: u64) -> Option<u64> {
+        let align = |x: u64| x.checked_add(page - 1).map(|v| v & !(page - 1));
+        let mut cand = align(from)?;
+        // The region that starts below `from` may reach past it.
+        let first = self
+            .regions
+            .range(..cand)
+            .next_back()
+            .map_or(cand, |(b, _)| *b);
+        for r in self.regions.range(first..).map(|(_, r)| r) {
+            let need = align(cand.checked_add(size)?)?.checked_add(guard)?;
+            if r.base >= need {
+                break;
+            }
+            if r.end() > cand {
+                cand = cand.max(align(r.end())?.checked_add(guard)?);
+            }
+            if cand >= end {
+                return None;
+            }
+        }
+        (cand.checked_add(size)? <= end).then_some(cand)
     }
 
     /// The region containing `addr`.
@@ -260,5 +302,39 @@ mod tests {
         m.alloc(0, 4096, RegionKind::Module, "x").unwrap();
         m.free(0);
         assert_eq!(m.used(), 0);
+    }
+
+    #[test]
+    fn first_fit_takes_the_lowest_gap_that_holds_the_region_and_its_guard() {
+        let mut m = Memory::new(1 << 30);
+        let (page, start, end) = (0x1000, 0x10_0000, 0x20_0000);
+        assert_eq!(m.first_fit(start, end, 1, page, page), Some(start));
+        assert_eq!(
+            m.first_fit(start + 1, end, 1, page, page),
+            Some(start + page)
+        );
+        m.alloc(start, 0x1800, RegionKind::Module, "a").unwrap(); // pages 0-1, guard page 2
+        m.alloc(start + 0x5000, 0x1000, RegionKind::Module, "b")
+            .unwrap(); // page 5, guard 6
+        // pages 3-4 are free: one page with its guard fits, two do not
+        assert_eq!(
+            m.first_fit(start, end, 0x1000, page, page),
+            Some(start + 0x3000)
+        );
+        assert_eq!(
+            m.first_fit(start, end, 0x1001, page, page),
+            Some(start + 0x7000)
+        );
+        assert_eq!(m.first_fit(start, start + 0x7000, 0x1001, page, page), None);
+        assert_eq!(
+            m.first_fit(u64::MAX - 0x1000, u64::MAX, 0x2000, page, page),
+            None
+        );
+        assert_eq!(m.first_fit(start, end, u64::MAX, page, page), None);
+        assert_eq!(m.take_lowest_module_free(), None);
+        m.free(start);
+        assert_eq!(m.take_lowest_module_free(), Some(start));
+        assert_eq!(m.take_lowest_module_free(), None);
+        assert_eq!(m.first_fit(start, end, 0x2000, page, page), Some(start));
     }
 }

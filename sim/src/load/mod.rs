@@ -383,7 +383,7 @@ fn symtab_counts(kernel: &Kernel, info: &LoadInfo, lay: &layout::Layout) -> layo
 fn move_module(kernel: &mut Kernel, l: &mut Loading, lay: &layout::Layout) -> SysResult {
     let version = kernel.version();
     let sizes = layout::allocated_sizes(version, lay);
-    let (_, area_end) = layout::module_area(&kernel.profile);
+    let (area_start, area_end) = layout::module_area(&kernel.profile);
     let placement = l.placement.take();
     let given = placement
         .as_ref()
@@ -399,7 +399,23 @@ fn move_module(kernel: &mut Kernel, l: &mut Loading, lay: &layout::Layout) -> Sy
                 size = size.max(need);
                 base
             }
-            None => kernel.next_module_addr,
+            None => {
+                // First fit from the lowest address that may be free (vmalloc): memory that
+                // unloaded modules gave back is used again.
+                if let Some(low) = kernel.memory.take_lowest_module_free() {
+                    kernel.next_module_addr = kernel.next_module_addr.min(low.max(area_start));
+                }
+                kernel
+                    .memory
+                    .first_fit(
+                        kernel.next_module_addr,
+                        area_end,
+                        size,
+                        layout::PAGE_SIZE,
+                        layout::PAGE_SIZE,
+                    )
+                    .ok_or_else(|| SysError::new("move_module", Errno::ENOMEM))?
+            }
         };
         let end = base
             .checked_add(size)
@@ -414,8 +430,9 @@ fn move_module(kernel: &mut Kernel, l: &mut Loading, lay: &layout::Layout) -> Sy
                 format!("{}: {t:?}", l.module.name),
             )
             .map_err(|_| SysError::new("move_module", Errno::ENOMEM))?;
-        if placement.is_none() {
-            // Leave a guard page between regions, as vmalloc does.
+        if placement.is_none() && base == kernel.next_module_addr {
+            // Everything below is in use: the next search starts past this region and its
+            // guard page (a region placed higher left a gap below that may fit a later one).
             kernel.next_module_addr = layout::page_align(end) + layout::PAGE_SIZE;
         }
         l.region[t as usize] = base;
