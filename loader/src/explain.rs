@@ -45,10 +45,7 @@ pub fn explain(
     flags: u32,
 ) -> Result<Explanation, FileError> {
     let profile = profile.into();
-    let raw = std::fs::read(file).map_err(|source| FileError::Io {
-        path: file.to_path_buf(),
-        source,
-    })?;
+    let raw = crate::file::read_limited(file, crate::file::DEFAULT_MAX_SIZE)?;
     let compression = Compression::detect(&raw).unwrap_or(Compression::None);
     let in_kernel = compression == Compression::Xz
         && profile.is_enabled("MODULE_DECOMPRESS")

@@ -129,8 +129,8 @@ pub enum FileError {
         detail: String,
     },
     /// The file, or what it decompresses to, is larger than the limit.
-    #[error("{}: {} larger than the limit of {limit} bytes", path.display(),
-        if kind.is_compressed() { "decompresses to more than" } else { "is" })]
+    #[error("{}: {} the limit of {limit} bytes", path.display(),
+        if kind.is_compressed() { "decompresses to more than" } else { "is larger than" })]
     TooLarge {
         /// The path given.
         path: PathBuf,
@@ -195,40 +195,7 @@ impl ModuleFile {
     /// decompresses to.
     pub fn open_with_limit(path: impl AsRef<Path>, limit: u64) -> Result<ModuleFile, FileError> {
         let path = path.as_ref();
-        let io_err = |source: io::Error| match source.kind() {
-            io::ErrorKind::NotFound => FileError::NotFound {
-                path: path.to_path_buf(),
-            },
-            io::ErrorKind::IsADirectory => FileError::IsDirectory {
-                path: path.to_path_buf(),
-            },
-            _ => FileError::Io {
-                path: path.to_path_buf(),
-                source,
-            },
-        };
-        let file = std::fs::File::open(path).map_err(io_err)?;
-        let meta = file.metadata().map_err(io_err)?;
-        if meta.is_dir() {
-            return Err(FileError::IsDirectory {
-                path: path.to_path_buf(),
-            });
-        }
-        let mut bytes = Vec::new();
-        if meta.len() <= limit {
-            // The size is a hint only (the file may change); the read itself is bounded.
-            bytes.reserve_exact(usize::try_from(meta.len()).unwrap_or(0));
-        }
-        file.take(limit.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(io_err)?;
-        if bytes.len() as u64 > limit {
-            return Err(FileError::TooLarge {
-                path: path.to_path_buf(),
-                kind: Compression::None,
-                limit,
-            });
-        }
+        let bytes = read_limited(path, limit)?;
         ModuleFile::from_bytes(path, bytes, limit)
     }
 
@@ -370,6 +337,47 @@ pub fn decompress(kind: Compression, input: &[u8], limit: u64) -> Result<Vec<u8>
     }
 }
 
+/// The bytes of the file at `path`, at most `limit` of them: a larger file, or one that never
+/// ends (`/dev/zero`), is [`FileError::TooLarge`] after `limit + 1` bytes were read, whatever
+/// its metadata says (a device's size is 0). A directory is [`FileError::IsDirectory`].
+pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
+    let io_err = |source: io::Error| match source.kind() {
+        io::ErrorKind::NotFound => FileError::NotFound {
+            path: path.to_path_buf(),
+        },
+        io::ErrorKind::IsADirectory => FileError::IsDirectory {
+            path: path.to_path_buf(),
+        },
+        _ => FileError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    };
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    let meta = file.metadata().map_err(io_err)?;
+    if meta.is_dir() {
+        return Err(FileError::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut bytes = Vec::new();
+    if meta.len() <= limit {
+        // The size is a hint only (the file may change); the read itself is bounded.
+        bytes.reserve_exact(usize::try_from(meta.len()).unwrap_or(0));
+    }
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
+    if bytes.len() as u64 > limit {
+        return Err(FileError::TooLarge {
+            path: path.to_path_buf(),
+            kind: Compression::None,
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
 /// Reads a decoder to its end, keeping at most `limit` bytes.
 fn read_bounded(
     reader: impl Read,
@@ -502,6 +510,28 @@ mod tests {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod fixture_tests {
+
+    /// A device's metadata says 0 bytes: the read itself is what is bounded (`explain
+    /// /dev/zero`, `image --sections /dev/zero`, `depmod -E /dev/zero` read until memory ran out).
+    #[test]
+    fn reads_stop_at_the_limit_whatever_the_metadata_says() {
+        let zero = Path::new("/dev/zero");
+        match read_limited(zero, 1 << 20) {
+            Err(FileError::TooLarge { limit, .. }) => assert_eq!(limit, 1 << 20),
+            other => panic!("{other:?}"),
+        }
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        assert!(matches!(
+            read_limited(dir, 1),
+            Err(FileError::IsDirectory { .. })
+        ));
+        let e = ModuleFile::open_with_limit(zero, 4096).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/dev/zero: is larger than the limit of 4096 bytes"
+        );
+    }
+
     use super::*;
 
     fn fixtures(kernel: &str) -> PathBuf {

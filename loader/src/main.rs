@@ -453,14 +453,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// The largest address map (`image --sections/--symbols`) or `Module.symvers` (`depmod -E`)
+/// read: Debian's Module.symvers is about 2 MB.
+const MAX_TEXT_FILE: u64 = 64 << 20;
+
 fn image(args: &ImageArgs) -> ExitCode {
     use loader::image::{live_sections, load_placed, parse_address_map};
     let read_map = |p: &Path| -> Result<indexmap::IndexMap<String, u64>, String> {
-        let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
-        if meta.len() > 64 << 20 {
-            return Err(format!("{}: larger than 64 MiB", p.display()));
-        }
-        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let bytes = loader::file::read_limited(p, MAX_TEXT_FILE).map_err(|e| e.to_string())?;
+        let text = String::from_utf8(bytes).map_err(|e| format!("{}: {e}", p.display()))?;
         parse_address_map(&p.display().to_string(), &text).map_err(|e| e.to_string())
     };
     let run = || -> Result<(), String> {
@@ -509,10 +510,13 @@ fn depmod(args: &DepmodArgs) -> ExitCode {
     let mut d = Depmod::new(dir);
     d.options.weak_dependencies = !args.no_weak;
     if let Some(p) = &args.symvers {
-        match std::fs::read_to_string(p) {
+        let text = loader::file::read_limited(p, MAX_TEXT_FILE)
+            .map_err(|e| e.to_string())
+            .and_then(|b| String::from_utf8(b).map_err(|e| format!("{}: {e}", p.display())));
+        match text {
             Ok(text) => d.options.kernel = KernelSymbols::from_symvers(&text),
             Err(e) => {
-                eprintln!("modloader: {}: {e}", p.display());
+                eprintln!("modloader: {e}");
                 return ExitCode::from(1);
             }
         }
@@ -666,7 +670,7 @@ fn compare_paths(expected: &Path, actual: &Path, opts: CompareOptions) -> ExitCo
         let (e, a) = match (Recording::load(e), Recording::load(a)) {
             (Ok(e), Ok(a)) => (e, a),
             (Err(x), _) | (_, Err(x)) => {
-                println!("{label}: {x}");
+                eprintln!("modloader: {label}: {x}");
                 files_bad += 1;
                 continue;
             }

@@ -5,7 +5,7 @@
 //! line editing and history (`rustyline`); piped input is read line by line, so sessions can
 //! be scripted and tested.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 
 use crate::cli::{Console, Machine};
 
@@ -198,19 +198,32 @@ pub fn command(
     true
 }
 
-/// Read commands from `input` until end of input or `exit` (no prompt: scripted use).
+/// The longest command line [`run_lines`] reads; at a longer one it stops.
+pub const MAX_LINE: u64 = 1 << 20;
+
+/// Read commands from `input` until end of input or `exit` (no prompt: scripted use). A line
+/// longer than [`MAX_LINE`] bytes (`< /dev/zero`) ends the input with a message on `err`;
+/// bytes that are not UTF-8 are read as U+FFFD.
 pub fn run_lines(
     machine: &mut Machine,
     input: &mut dyn BufRead,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) {
-    let mut line = String::new();
+    let mut buf = Vec::new();
     loop {
-        line.clear();
-        match input.read_line(&mut line) {
+        buf.clear();
+        match (&mut *input).take(MAX_LINE + 1).read_until(b'\n', &mut buf) {
             Ok(0) | Err(_) => return,
+            Ok(_) if buf.len() as u64 > MAX_LINE && buf.last() != Some(&b'\n') => {
+                let _ = writeln!(
+                    err,
+                    "modloader: shell: a line longer than {MAX_LINE} bytes: input ignored from there"
+                );
+                return;
+            }
             Ok(_) => {
+                let line = String::from_utf8_lossy(&buf);
                 if !command(machine, line.trim_end_matches(['\n', '\r']), out, err) {
                     return;
                 }
@@ -254,6 +267,28 @@ pub fn run_interactive(machine: &mut Machine, prompt: &str) -> Result<(), String
 mod tests {
     use super::*;
     use crate::sim_backend::SimBackend;
+
+    /// `modloader shell < /dev/zero` once grew one line until the allocation failed: input
+    /// that never ends a line stops at MAX_LINE with one message.
+    #[test]
+    fn a_line_without_end_stops_the_input() {
+        let mut m = Machine::Sim(Box::new(SimBackend::builtin("debian-6.1-amd64").unwrap()));
+        let zeros = std::io::repeat(0).take(64 * MAX_LINE);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        run_lines(
+            &mut m,
+            &mut std::io::BufReader::new(zeros),
+            &mut out,
+            &mut err,
+        );
+        let err = String::from_utf8(err).unwrap();
+        assert!(err.contains("a line longer than 1048576 bytes"), "{err}");
+        // a line of exactly MAX_LINE bytes is still a command
+        let long = format!("{}\nlsmod\n", "x".repeat(MAX_LINE as usize));
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        run_lines(&mut m, &mut long.as_bytes(), &mut out, &mut err);
+        assert!(String::from_utf8(out).unwrap().starts_with("Module"));
+    }
 
     #[test]
     fn words_split_like_a_shell() {
