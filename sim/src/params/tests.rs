@@ -661,3 +661,61 @@ proptest! {
         let _ = m.load(&a, &env);
     }
 }
+
+/// `param_array_get` over an element count read from module memory (up to 2^32) once called
+/// module code that printed nothing for every element, with nothing to stop it: the simulator
+/// runs no module code, so an element whose opaque `get` shows nothing ends the array's value
+/// (what follows is as unknown). Kernel gets always print, and stop at PAGE_SIZE.
+#[test]
+fn an_array_of_opaque_elements_that_print_nothing_is_not_walked_to_its_count() {
+    struct Counting(u64);
+    impl super::ModuleCode for Counting {
+        fn set(
+            &mut self,
+            _: &str,
+            _: Option<&[u8]>,
+            _: &super::ops::Kp<'_>,
+            _: &mut crate::memory::Memory,
+            _: &mut KernelLog,
+        ) -> Result<(), Errno> {
+            Ok(())
+        }
+        fn get(
+            &mut self,
+            _: &str,
+            _: &super::ops::Kp<'_>,
+            _: &crate::memory::Memory,
+        ) -> Result<Vec<u8>, Errno> {
+            self.0 += 1;
+            Ok(Vec::new())
+        }
+    }
+    let env = ParamEnv::new(KernelVersion::V6_12);
+    let m = StandaloneModule::new("m", &decls()).expect("table");
+    let arr = m.params().iter().find(|p| p.name == b"arr").expect("arr");
+    let mut mem = m.memory().clone();
+    let desc = super::table::KparamArray::read(&mem, arr.arg).expect("descriptor");
+    // struct kparam_array { unsigned int max; unsigned short elemsize; unsigned int *num;
+    // const struct kernel_param_ops *ops; void *elem; }: ops at +16, an unmapped address
+    mem.write_u64(arr.arg + 16, 0xdead_0000).unwrap();
+    mem.write_u32(desc.num, 1_000_000).unwrap();
+    let mut log = KernelLog::new();
+    let syms = |a: u64| m.symbol_at(a);
+    let mut code = Counting(0);
+    let mut ctx = Ctx {
+        env: &env,
+        mem: &mut mem,
+        log: &mut log,
+        symbol_at: &syms,
+        code: &mut code,
+        taint_user: false,
+    };
+    let kp = super::ops::Kp {
+        name: b"arr",
+        arg: arr.arg,
+        level: -1,
+    };
+    let got = super::ops::call_kernel_get(KernelFn::ArrayGet, &kp, &mut ctx);
+    assert_eq!(got, Ok(Vec::new()));
+    assert_eq!(code.0, 1, "element gets called");
+}
