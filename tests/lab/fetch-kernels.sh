@@ -69,9 +69,13 @@ done
 
 # kbuild KERNEL: the kbuild package's file: the pinned version, else the newest revision of the
 # same upstream version, else the newest
-declare -A KBFILE=()
+declare -A KBFILE=() KBSAID=()
 kbuild() {
 	local k=$1 set=${KSUITE[$1]} n=${KKBUILD[$1]} v=${KVER[$1]} alt up
+	if [ -n "${KBSAID[$n=$v]:-}" ]; then
+		KBFILE[$k]=${KBSAID[$n=$v]}
+		return
+	fi
 	if get "$set" "$n" amd64 "$v"; then
 		KBFILE[$k]=$(debfile "$n" amd64 "$v")
 		return
@@ -82,8 +86,9 @@ kbuild() {
 	[ -n "$alt" ] || alt=$(apt_versions "$set" "$n:amd64" | head -1 || true)
 	[ -n "$alt" ] || die "$k: the archive has no $n at all"
 	get "$set" "$n" amd64 "$alt" || die "$k: cannot download $n=$alt"
-	echo "fetch-kernels: $k: $n $v is no longer in the archive; took $alt (a build tool, not ground truth)"
+	echo "fetch-kernels: $n $v is no longer in the archive; took $alt (a build tool, not ground truth)"
 	KBFILE[$k]=$(debfile "$n" amd64 "$alt")
+	KBSAID[$n=$v]=${KBFILE[$k]}
 }
 for k in $KERNELS; do kbuild "$k"; USED[${KBFILE[$k]}]=1; done
 
