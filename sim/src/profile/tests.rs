@@ -9,13 +9,13 @@ use super::*;
 const RECORDED: [(&str, &str, usize, usize); 4] = [
     (
         "debian-6.1-amd64",
-        "6.1.0-56-amd64 SMP preempt mod_unload modversions ",
+        "6.1.0-57-amd64 SMP preempt mod_unload modversions ",
         10503,
         896,
     ),
     (
         "debian-6.1-arm64",
-        "6.1.0-56-arm64 SMP mod_unload modversions aarch64",
+        "6.1.0-57-arm64 SMP mod_unload modversions aarch64",
         10973,
         896,
     ),
@@ -202,7 +202,7 @@ fn config_accessors() {
 #[test]
 fn release_parsing() {
     use KernelVersion::*;
-    assert_eq!(KernelVersion::from_release("6.1.0-56-amd64"), Some(V6_1));
+    assert_eq!(KernelVersion::from_release("6.1.0-57-amd64"), Some(V6_1));
     assert_eq!(
         KernelVersion::from_release("6.12.95+deb12-arm64"),
         Some(V6_12)
