@@ -79,17 +79,9 @@ pub enum DistroError {
     },
 }
 
-/// The module directory of `kernel` under an extracted root: `<root>/lib/modules/<release>`, or
-/// `<root>/usr/lib/modules/<release>` where only that exists (Debian 13's packages put the
-/// modules there).
+/// The module directory of `kernel` under an extracted root ([`sim::profile::modules_dir`]).
 pub fn module_dir(root: &Path, profile: &Profile) -> PathBuf {
-    let lib = root.join("lib/modules").join(profile.release());
-    let usr = root.join("usr/lib/modules").join(profile.release());
-    if !lib.is_dir() && usr.is_dir() {
-        usr
-    } else {
-        lib
-    }
+    sim::profile::modules_dir(root, profile.release())
 }
 
 /// Loads every module under `dir` into one fresh simulated kernel running `profile`, in

@@ -668,6 +668,19 @@ impl Parts {
     }
 }
 
+/// A kernel's module directory under a filesystem root: `<root>/lib/modules/<release>`, or
+/// `<root>/usr/lib/modules/<release>` where only that one exists (Debian 13's packages ship
+/// `modules.builtin*` and the modules there; on a merged-/usr system both are the same).
+pub fn modules_dir(root: &Path, release: &str) -> PathBuf {
+    let lib = root.join("lib/modules").join(release);
+    let usr = root.join("usr/lib/modules").join(release);
+    if !lib.is_dir() && usr.is_dir() {
+        usr
+    } else {
+        lib
+    }
+}
+
 impl Profile {
     /// One of the embedded profiles of real Debian kernels, by name (see [`Profile::names`]).
     ///

@@ -117,10 +117,8 @@ fn running_kernel_builtin(name: &str) -> bool {
     let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
         return false;
     };
-    // /lib/modules, or /usr/lib/modules on a system without the /lib link
-    let Some(text) = ["/lib/modules", "/usr/lib/modules"].iter().find_map(|d| {
-        std::fs::read_to_string(Path::new(d).join(release.trim()).join("modules.builtin")).ok()
-    }) else {
+    let dir = sim::profile::modules_dir(Path::new("/"), release.trim());
+    let Ok(text) = std::fs::read_to_string(dir.join("modules.builtin")) else {
         return false;
     };
     text.lines()

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{ErrorKind, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use indexmap::IndexMap;
@@ -254,27 +254,11 @@ fn module_name(path: &str) -> String {
     base.replace('-', "_")
 }
 
-/// Where the image package put `modules.builtin*` next to the headers
-/// (`<root>/usr/src/linux-headers-<release>`): `<root>/lib/modules/<release>` (Debian 12), or
-/// `<root>/usr/lib/modules/<release>` (Debian 13 and later): the first that has either file.
-fn builtin_dir(headers: &Path, release: &str) -> PathBuf {
-    let candidates: Vec<PathBuf> = ["../../../lib/modules", "../../../usr/lib/modules"]
-        .iter()
-        .map(|d| headers.join(d).join(release))
-        .collect();
-    candidates
-        .iter()
-        .find(|d| {
-            d.join("modules.builtin").is_file() || d.join("modules.builtin.modinfo").is_file()
-        })
-        .unwrap_or(&candidates[0])
-        .clone()
-}
-
 /// The builtin module names and the builtin names with a /sys/module directory, from the image
 /// package's files next to the headers (empty when absent).
 fn builtin_modules(headers: &Path, release: &str) -> Result<(Vec<String>, Vec<String>)> {
-    let dir = builtin_dir(headers, release);
+    // the image package's tree: <root>/usr/src/linux-headers-<release> -> <root>
+    let dir = super::modules_dir(&headers.join("../../.."), release);
     let mut modules = BTreeSet::new();
     let path = dir.join("modules.builtin");
     if let Some(data) = read_optional(&path, MAX_BUILTIN)? {
