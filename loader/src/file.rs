@@ -429,6 +429,27 @@ fn describe_magic(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// A device's metadata says 0 bytes: the read itself is what is bounded (`explain
+    /// /dev/zero`, `image --sections /dev/zero`, `depmod -E /dev/zero` read until memory ran out).
+    #[test]
+    fn reads_stop_at_the_limit_whatever_the_metadata_says() {
+        let zero = Path::new("/dev/zero");
+        match read_limited(zero, 1 << 20) {
+            Err(FileError::TooLarge { limit, .. }) => assert_eq!(limit, 1 << 20),
+            other => panic!("{other:?}"),
+        }
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        assert!(matches!(
+            read_limited(dir, 1),
+            Err(FileError::IsDirectory { .. })
+        ));
+        let e = ModuleFile::open_with_limit(zero, 4096).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/dev/zero: is larger than the limit of 4096 bytes"
+        );
+    }
+
     #[test]
     fn detects_by_magic() {
         assert_eq!(Compression::detect(b"\x7fELF\x02"), Some(Compression::None));
@@ -510,28 +531,6 @@ mod tests {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod fixture_tests {
-
-    /// A device's metadata says 0 bytes: the read itself is what is bounded (`explain
-    /// /dev/zero`, `image --sections /dev/zero`, `depmod -E /dev/zero` read until memory ran out).
-    #[test]
-    fn reads_stop_at_the_limit_whatever_the_metadata_says() {
-        let zero = Path::new("/dev/zero");
-        match read_limited(zero, 1 << 20) {
-            Err(FileError::TooLarge { limit, .. }) => assert_eq!(limit, 1 << 20),
-            other => panic!("{other:?}"),
-        }
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        assert!(matches!(
-            read_limited(dir, 1),
-            Err(FileError::IsDirectory { .. })
-        ));
-        let e = ModuleFile::open_with_limit(zero, 4096).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "/dev/zero: is larger than the limit of 4096 bytes"
-        );
-    }
-
     use super::*;
 
     fn fixtures(kernel: &str) -> PathBuf {

@@ -457,11 +457,16 @@ fn main() -> ExitCode {
 /// read: Debian's Module.symvers is about 2 MB.
 const MAX_TEXT_FILE: u64 = 64 << 20;
 
+/// A text file a command is given, read bounded ([`MAX_TEXT_FILE`]); the error names the file.
+fn read_text(p: &Path) -> Result<String, String> {
+    let bytes = loader::file::read_limited(p, MAX_TEXT_FILE).map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|e| format!("{}: {e}", p.display()))
+}
+
 fn image(args: &ImageArgs) -> ExitCode {
     use loader::image::{live_sections, load_placed, parse_address_map};
     let read_map = |p: &Path| -> Result<indexmap::IndexMap<String, u64>, String> {
-        let bytes = loader::file::read_limited(p, MAX_TEXT_FILE).map_err(|e| e.to_string())?;
-        let text = String::from_utf8(bytes).map_err(|e| format!("{}: {e}", p.display()))?;
+        let text = read_text(p)?;
         parse_address_map(&p.display().to_string(), &text).map_err(|e| e.to_string())
     };
     let run = || -> Result<(), String> {
@@ -510,10 +515,7 @@ fn depmod(args: &DepmodArgs) -> ExitCode {
     let mut d = Depmod::new(dir);
     d.options.weak_dependencies = !args.no_weak;
     if let Some(p) = &args.symvers {
-        let text = loader::file::read_limited(p, MAX_TEXT_FILE)
-            .map_err(|e| e.to_string())
-            .and_then(|b| String::from_utf8(b).map_err(|e| format!("{}: {e}", p.display())));
-        match text {
+        match read_text(p) {
             Ok(text) => d.options.kernel = KernelSymbols::from_symvers(&text),
             Err(e) => {
                 eprintln!("modloader: {e}");
