@@ -81,9 +81,11 @@ kbuild() {
 		return
 	fi
 	up=${v%-*}
-	alt=$( (apt_versions "$set" "$n:amd64" | grep -F -x -- "$up" ; apt_versions "$set" "$n:amd64" |
-		grep -F -- "$up-") | head -1 || true)
-	[ -n "$alt" ] || alt=$(apt_versions "$set" "$n:amd64" | head -1 || true)
+	# the archive's versions, newest first: the first of the same upstream version, else the first
+	alt=$(apt_versions "$set" "$n:amd64" | awk -v up="$up" '
+		NR == 1 { first = $0 }
+		$0 == up || index($0, up "-") == 1 { print; found = 1; exit }
+		END { if (!found && first != "") print first }')
 	[ -n "$alt" ] || die "$k: the archive has no $n at all"
 	get "$set" "$n" amd64 "$alt" || die "$k: cannot download $n=$alt"
 	echo "fetch-kernels: $n $v is no longer in the archive; took $alt (a build tool, not ground truth)"
