@@ -7,13 +7,19 @@ use loader::scenario::compare::{CompareOptions, Difference, compare};
 use loader::scenario::{self, Recording, Scenario};
 use loader::sim_backend::SimBackend;
 use modsim_tests::{Target, file_name, recorded_on, scenario_files, targets};
+use sim::kernel::ProfileRef;
 
 /// Runs one scenario on a fresh simulated kernel and compares it with the recording.
-fn run_one(t: &Target, path: &std::path::Path, opts: CompareOptions) -> (usize, Vec<Difference>) {
+fn run_one(
+    t: &Target,
+    profile: &ProfileRef,
+    path: &std::path::Path,
+    opts: CompareOptions,
+) -> (usize, Vec<Difference>) {
     let kernel = &t.name;
     let scen = Scenario::load(path, Some(&t.fixtures)).unwrap_or_else(|e| panic!("{e}"));
     let rec = Recording::load(&t.recorded.join(file_name(path))).unwrap_or_else(|e| panic!("{e}"));
-    let backend = SimBackend::new(t.profile());
+    let backend = SimBackend::new(profile.clone());
     let mut machine = loader::cli::Machine::Sim(Box::new(backend));
     let got = scenario::run_machine(&mut machine, &scen, |_| {})
         .unwrap_or_else(|e| panic!("{kernel} {}: {e}", file_name(path)));
@@ -29,12 +35,14 @@ fn the_simulator_matches_every_recorded_step_on_all_four_kernels() {
     let mut total_differ = 0;
     for t in targets() {
         let k = t.name.as_str();
+        // Built once per kernel (a set's profiles are parsed from the headers directory).
+        let profile = t.profile();
         let (mut agree, mut differ) = (0, 0);
         for f in scenario_files() {
             if !recorded_on(k, &f) {
                 continue;
             }
-            let (n, diffs) = run_one(&t, &f, opts);
+            let (n, diffs) = run_one(&t, &profile, &f, opts);
             let bad: std::collections::BTreeSet<usize> = diffs.iter().map(|d| d.step).collect();
             agree += n - bad.len();
             differ += bad.len();

@@ -22,7 +22,7 @@ use base64::Engine;
 use indexmap::IndexMap;
 use modsim_tests::Target;
 use sim::image::{ElfHeader, Rela, Section, Symbol};
-use sim::kernel::Kernel;
+use sim::kernel::{Kernel, ProfileRef};
 use sim::profile::Profile;
 use sim::trace::reloc_type_name;
 
@@ -319,7 +319,7 @@ fn allowed(t: &Target, module: &str, sec: &str, ko: &KoView) -> Vec<(u64, u64, S
 
 /// The captures of a kernel: (name, path), the default one first (it must exist): the committed
 /// ones, those of a kernel set (`MODSIM_KERNEL_SET`), or those in `$MODSIM_MEMDUMP_DIR` (a fresh
-/// recording: `tests/memdump/record.sh --out DIR`, as CI does).
+/// recording: `tests/memdump/record.sh --out DIR`, as CI does): `t.memdump`.
 fn captures_of(t: &Target) -> Vec<(String, PathBuf)> {
     let kernel = t.name.as_str();
     let dir = t.memdump.clone();
@@ -342,6 +342,7 @@ fn captures_of(t: &Target) -> Vec<(String, PathBuf)> {
 
 fn check_capture(
     t: &Target,
+    profile: &ProfileRef,
     path: &std::path::Path,
     report: &mut String,
     notes: &mut String,
@@ -353,7 +354,6 @@ fn check_capture(
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let cap: Capture =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let profile = t.profile();
     assert_eq!(
         cap.meta["kernel"],
         kernel,
@@ -363,7 +363,7 @@ fn check_capture(
     // The boot options of the capture decide the machine-dependent patches.
     let mut settings = sim::kernel::Settings::default();
     settings.apply_cmdline(cap.meta["append"].as_str().unwrap_or(""));
-    let mut k = Kernel::with_settings(profile, settings);
+    let mut k = Kernel::with_settings(profile.clone(), settings);
     let (mut same, mut differ) = (0, 0);
     let mut allowed_used = std::collections::BTreeSet::new();
     for m in &cap.modules {
@@ -506,9 +506,10 @@ fn simulated_module_memory_is_byte_identical_to_the_real_kernels() {
         {
             continue;
         }
+        let profile = t.profile();
         // <kernel>.json, then the captures booted with other options: <kernel>+<suffix>.json.
         for (name, path) in captures_of(&t) {
-            let (same, differ) = check_capture(&t, &path, &mut report, &mut notes);
+            let (same, differ) = check_capture(&t, &profile, &path, &mut report, &mut notes);
             summary.push(format!("{name}: {same} identical, {differ} differ"));
             failed |= differ > 0 || same == 0;
         }
@@ -526,11 +527,8 @@ fn simulated_module_memory_is_byte_identical_to_the_real_kernels() {
 #[test]
 fn a_placement_the_layout_disagrees_with_is_reported() {
     let kernel = "debian-6.1-amd64";
-    let dir = std::env::var_os("MODSIM_MEMDUMP_DIR").map_or_else(
-        || modsim_tests::repo().join("tests/fixtures/memdump"),
-        PathBuf::from,
-    );
-    let text = std::fs::read_to_string(dir.join(format!("{kernel}.json"))).expect("capture");
+    let path = modsim_tests::memdump_dir().join(format!("{kernel}.json"));
+    let text = std::fs::read_to_string(path).expect("capture");
     let cap: Capture = serde_json::from_str(&text).expect("capture JSON");
     let m = cap
         .modules

@@ -92,6 +92,13 @@ impl Target {
     }
 }
 
+/// The directory of the pinned kernels' memory captures: `$MODSIM_MEMDUMP_DIR` (a fresh
+/// recording: `tests/memdump/record.sh --out DIR`, as CI does), else the committed ones.
+pub fn memdump_dir() -> PathBuf {
+    std::env::var_os("MODSIM_MEMDUMP_DIR")
+        .map_or_else(|| repo().join("tests/fixtures/memdump"), PathBuf::from)
+}
+
 /// The kernels to compare with: the four pinned ones, or, when `MODSIM_KERNEL_SET` names a
 /// directory written by `tests/lab/current.sh`, the kernels of its `kernels.tsv` (first column)
 /// with that directory's `headers/<k>` (a link to the headers), `ko/<k>/`, `recorded/<k>/`,
@@ -107,9 +114,7 @@ pub fn targets() -> Vec<Target> {
                 headers: None,
                 fixtures: fixtures(k),
                 recorded: recorded(k),
-                memdump: memdump_override
-                    .clone()
-                    .unwrap_or_else(|| repo().join("tests/fixtures/memdump")),
+                memdump: memdump_dir(),
                 struct_module: repo()
                     .join("tests/fixtures/memdump/struct_module")
                     .join(format!("{k}.tsv")),
