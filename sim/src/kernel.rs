@@ -784,14 +784,8 @@ impl Kernel {
             // element ops (param_free_charp) of an array parameter.
             let named = crate::load::params_step::namer(&self.profile, &self.given_symbols, &[]);
             let mut code = crate::params::NoModuleCode;
-            let mut ctx = crate::params::Ctx {
-                env: &env,
-                mem: &mut self.memory,
-                log: &mut self.log,
-                symbol_at: &named,
-                code: &mut code,
-                taint_user: false,
-            };
+            let mut ctx =
+                crate::params::Ctx::new(&env, &mut self.memory, &mut self.log, &named, &mut code);
             crate::params::destroy_params(&m.kparams, &mut ctx);
         }
         for base in &m.regions {

@@ -137,14 +137,7 @@ pub(crate) fn parse_module_args(
     let given = kernel.given_symbols.clone();
     let n = namer(&profile, &given, own_symbols);
     let mut code = params::NoModuleCode;
-    let mut ctx = Ctx {
-        env: &env,
-        mem: &mut kernel.memory,
-        log: &mut kernel.log,
-        symbol_at: &n,
-        code: &mut code,
-        taint_user: false,
-    };
+    let mut ctx = Ctx::new(&env, &mut kernel.memory, &mut kernel.log, &n, &mut code);
     let out = params::load_module_parse_args(name.as_bytes(), args, &kp, false, &mut ctx);
     let taint_user = ctx.taint_user;
     if let Err(e) = out.result {

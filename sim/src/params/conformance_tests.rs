@@ -443,14 +443,7 @@ fn load(inst: &mut Instance, module: &str, args: &[u8], env: &ParamEnv) -> LoadR
     let symbols = inst.symbols.clone();
     let namer = move |a: u64| symbols.get(&a).cloned();
     let mut code = MpTypesCode;
-    let mut ctx = Ctx {
-        env,
-        mem: &mut inst.mem,
-        log: &mut log,
-        symbol_at: &namer,
-        code: &mut code,
-        taint_user: false,
-    };
+    let mut ctx = Ctx::new(env, &mut inst.mem, &mut log, &namer, &mut code);
     let out = load_module_parse_args(
         module.as_bytes(),
         ArgBuf::new(args),

@@ -163,6 +163,26 @@ pub struct Ctx<'a> {
     pub taint_user: bool,
 }
 
+impl<'a> Ctx<'a> {
+    /// A context with nothing tainted yet.
+    pub fn new(
+        env: &'a ParamEnv,
+        mem: &'a mut Memory,
+        log: &'a mut KernelLog,
+        symbol_at: &'a dyn Fn(u64) -> Option<String>,
+        code: &'a mut dyn ModuleCode,
+    ) -> Self {
+        Ctx {
+            env,
+            mem,
+            log,
+            symbol_at,
+            code,
+            taint_user: false,
+        }
+    }
+}
+
 /// Text from bytes the kernel produced (as the recorder decodes them): valid UTF-8 is kept,
 /// each byte of an invalid sequence becomes U+00XX.
 pub fn decode_bytes(bytes: &[u8]) -> String {

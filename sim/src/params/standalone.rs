@@ -499,14 +499,7 @@ impl StandaloneModule {
         let syms = self.symbols.clone();
         let lookup = move |a: u64| syms.at(a);
         let mut code = NoModuleCode;
-        let mut ctx = Ctx {
-            env,
-            mem: &mut self.mem,
-            log,
-            symbol_at: &lookup,
-            code: &mut code,
-            taint_user: false,
-        };
+        let mut ctx = Ctx::new(env, &mut self.mem, log, &lookup, &mut code);
         let r = f(&self.params, &mut ctx);
         (r, ctx.taint_user)
     }

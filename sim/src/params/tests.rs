@@ -460,14 +460,7 @@ fn unsafe_hw_custom_and_levels() {
     let mut log = KernelLog::new();
     let syms = |a: u64| m.symbol_at(a);
     let mut code = NoModuleCode;
-    let mut ctx = Ctx {
-        env: &env,
-        mem: &mut mem,
-        log: &mut log,
-        symbol_at: &syms,
-        code: &mut code,
-        taint_user: false,
-    };
+    let mut ctx = Ctx::new(&env, &mut mem, &mut log, &syms, &mut code);
     let mut buf = ArgBuf::new(b"danger=1 nosuch=1");
     let r = super::parse_args(b"m", &mut buf, m.params(), 0, 2, None, &mut ctx);
     assert_eq!(r, Err(Errno::ENOENT));
@@ -519,14 +512,7 @@ fn charp_under_limit(
     let mut log = KernelLog::new();
     let syms = |a: u64| m.symbol_at(a);
     let mut code = NoModuleCode;
-    let mut ctx = Ctx {
-        env: &env,
-        mem: &mut mem,
-        log: &mut log,
-        symbol_at: &syms,
-        code: &mut code,
-        taint_user: false,
-    };
+    let mut ctx = Ctx::new(&env, &mut mem, &mut log, &syms, &mut code);
     let out = load_module_parse_args(b"mp_types", ArgBuf::new(args), m.params(), false, &mut ctx);
     let charp = m
         .params()
@@ -702,14 +688,7 @@ fn an_array_of_opaque_elements_that_print_nothing_is_not_walked_to_its_count() {
     let mut log = KernelLog::new();
     let syms = |a: u64| m.symbol_at(a);
     let mut code = Counting(0);
-    let mut ctx = Ctx {
-        env: &env,
-        mem: &mut mem,
-        log: &mut log,
-        symbol_at: &syms,
-        code: &mut code,
-        taint_user: false,
-    };
+    let mut ctx = Ctx::new(&env, &mut mem, &mut log, &syms, &mut code);
     let kp = super::ops::Kp {
         name: b"arr",
         arg: arr.arg,
