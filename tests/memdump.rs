@@ -157,7 +157,7 @@ fn ko_view(image: &[u8]) -> KoView {
                         secs.get(usize::from(y.shndx))
                             .map_or(String::new(), |s| s.name.clone())
                     } else {
-                        y.name.clone()
+                        y.name_str().into_owned()
                     }
                 });
                 (r.offset, r.r_type, sym, r.addend)
@@ -170,7 +170,7 @@ fn ko_view(image: &[u8]) -> KoView {
         .filter(|y| !y.name.is_empty() && usize::from(y.shndx) < secs.len() && y.shndx != 0)
         .map(|y| {
             (
-                y.name.clone(),
+                y.name_str().into_owned(),
                 (secs[usize::from(y.shndx)].name.clone(), y.value),
             )
         })

@@ -123,6 +123,13 @@ pub trait Backend {
     /// simulated kernel can honour it; the real kernel runs the module's own code.
     fn set_init_return(&mut self, _ret: Option<i32>) {}
 
+    /// The most memory the kernel could give a module image, when it is known (a simulated
+    /// machine's memory limit; a real kernel's `vmalloc` is not predicted: `None`). A loader
+    /// need not read or decompress more than this: the kernel would answer `ENOMEM`.
+    fn memory_limit(&self) -> Option<u64> {
+        None
+    }
+
     /// Make sure the kernel runs with `append` on its command line (a real kernel can only be
     /// checked; a simulated one applies it).
     fn boot_args(&mut self, append: &str) -> Result<()>;

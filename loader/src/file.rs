@@ -378,22 +378,41 @@ pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
     Ok(bytes)
 }
 
-/// Reads a decoder to its end, keeping at most `limit` bytes.
+/// Reads a decoder to its end, keeping at most `limit` bytes: the buffer grows by doubling but
+/// never past the limit, so a decompression bomb costs at most `limit` bytes (and one chunk).
 fn read_bounded(
-    reader: impl Read,
+    mut reader: impl Read,
     kind: Compression,
     input: &[u8],
     limit: u64,
 ) -> Result<Vec<u8>, DecompressError> {
-    let mut out = Vec::new();
+    let limit_len = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut out: Vec<u8> = Vec::new();
     // A module compresses 3-5 times; start there to avoid most re-allocations.
-    let guess = (input.len() as u64).saturating_mul(4).min(limit);
-    out.reserve(usize::try_from(guess).unwrap_or(0));
-    match reader.take(limit.saturating_add(1)).read_to_end(&mut out) {
-        Ok(_) if out.len() as u64 > limit => Err(DecompressError::TooLarge(kind, limit)),
-        Ok(_) => Ok(out),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(DecompressError::Truncated(kind)),
-        Err(e) => Err(classify(kind, &e.to_string())),
+    let guess = input.len().saturating_mul(4).min(limit_len);
+    out.try_reserve_exact(guess)
+        .map_err(|_| DecompressError::TooLarge(kind, limit))?;
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(DecompressError::Truncated(kind));
+            }
+            Err(e) => return Err(classify(kind, &e.to_string())),
+        };
+        let need = out.len().saturating_add(n);
+        if need > limit_len {
+            return Err(DecompressError::TooLarge(kind, limit));
+        }
+        if need > out.capacity() {
+            let to = out.capacity().saturating_mul(2).max(need).min(limit_len);
+            out.try_reserve_exact(to - out.len())
+                .map_err(|_| DecompressError::TooLarge(kind, limit))?;
+        }
+        out.extend_from_slice(chunk.get(..n).unwrap_or_default());
     }
 }
 

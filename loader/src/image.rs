@@ -69,10 +69,11 @@ pub fn load_placed(
     kernel.set_symbol_addresses(symbols);
     kernel.place_next_load(sections);
     let before: Vec<String> = kernel.modules().map(|m| m.name.clone()).collect();
-    let start = kernel.log().len();
+    let start = kernel.log_seq();
     let r = kernel.init_module(image, Some(params.as_bytes()));
     if let Err(e) = r {
-        let log: String = kernel.log()[start.min(kernel.log().len())..]
+        let log: String = kernel
+            .log_since(start)
             .iter()
             .map(|l| format!("\n  {}", l.text))
             .collect();

@@ -324,10 +324,20 @@ pub fn insert_module(
         }
     }
 
-    // do_init_module(): kmod_file_get_contents()
-    let contents = read_contents(&file, path)?;
+    // do_init_module(): kmod_file_get_contents(). An image larger than the memory the kernel
+    // has is not read or decompressed past that: init_module() would fail with ENOMEM
+    // (copy_module_from_user()'s vmalloc), and that is the answer.
+    let machine = backend.memory_limit().filter(|&m| m < DEFAULT_MAX_SIZE);
+    let limit = machine.unwrap_or(DEFAULT_MAX_SIZE);
+    let contents = read_contents(&file, path, limit).map_err(|e| match machine {
+        Some(_) if e.errno == Errno::ENOMEM => err(Stage::InitModule, Errno::ENOMEM),
+        _ => e,
+    })?;
     let mut image = if compression.is_compressed() {
-        decompress(compression, &contents, DEFAULT_MAX_SIZE).map_err(|e| {
+        decompress(compression, &contents, limit).map_err(|e| {
+            if machine.is_some() && matches!(e, crate::file::DecompressError::TooLarge(..)) {
+                return err(Stage::InitModule, Errno::ENOMEM);
+            }
             let line = decompress_log(compression, &e);
             let mut ie = err(Stage::Decompress, e.at(path).errno());
             ie.log.push(line);
@@ -361,11 +371,11 @@ pub fn insert_module(
     })
 }
 
-/// The whole file from offset 0 (libkmod maps it), bounded by [`DEFAULT_MAX_SIZE`].
-fn read_contents(file: &File, path: &Path) -> Result<Vec<u8>, InsertError> {
+/// The whole file from offset 0 (libkmod maps it), at most `limit` bytes (more: `ENOMEM`).
+fn read_contents(file: &File, path: &Path, limit: u64) -> Result<Vec<u8>, InsertError> {
     let io_err = |e: std::io::Error| InsertError::new(path, Stage::Open, Errno::from_io(&e));
     let size = file.metadata().map_err(io_err)?.len();
-    if size > DEFAULT_MAX_SIZE {
+    if size > limit {
         return Err(InsertError::new(path, Stage::Open, Errno::ENOMEM));
     }
     let mut buf = vec![0u8; usize::try_from(size).unwrap_or(0)];

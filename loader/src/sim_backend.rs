@@ -29,6 +29,14 @@ impl SimBackend {
         }
     }
 
+    /// The simulated machine `kernel` (made with its own settings).
+    pub fn from_kernel(kernel: Kernel) -> Self {
+        SimBackend {
+            kernel,
+            next_init_return: None,
+        }
+    }
+
     /// A simulated machine running the embedded profile `name` (`debian-6.1-amd64`, ...).
     pub fn builtin(name: &str) -> std::result::Result<Self, sim::profile::ProfileError> {
         Ok(SimBackend::new(Profile::builtin(name)?))
@@ -61,6 +69,10 @@ impl SimBackend {
 impl Backend for SimBackend {
     fn describe(&self) -> String {
         format!("sim {}", self.kernel.profile().name())
+    }
+
+    fn memory_limit(&self) -> Option<u64> {
+        Some(self.kernel.settings().memory_limit)
     }
 
     fn init_module(&mut self, image: &[u8], params: Option<&CStr>) -> Result<()> {

@@ -61,6 +61,24 @@ fn has_writer(dev: u64, ino: u64) -> bool {
     })
 }
 
+/// The inode of a descriptor `finit_module` can read (6.12's `idempotent_init_module()` keys
+/// on `file_inode(f)`): `None` when the kernel answers `EBADF` before looking at it.
+pub fn file_key(fd: FinitFd<'_>) -> Option<crate::kernel::FileKey> {
+    let FinitFd::Open(bfd) = fd else {
+        return None;
+    };
+    let flags = fd_flags(bfd.as_raw_fd())?;
+    if flags & O_PATH != 0 || flags & O_ACCMODE == O_WRONLY {
+        return None;
+    }
+    let file = File::from(bfd.try_clone_to_owned().ok()?);
+    let meta = file.metadata().ok()?;
+    Some(crate::kernel::FileKey {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    })
+}
+
 /// Models `kernel_read_file_from_fd(fd, 0, &buf, INT_MAX, NULL, READING_MODULE)`: the whole
 /// file, or the errno the kernel gives. `limit` bounds the read further (a simulated memory
 /// limit: `ENOMEM`, like a failed `vmalloc`).

@@ -17,6 +17,9 @@ use crate::memory::Memory;
 use crate::profile::{KernelVersion, Profile};
 use crate::taint::{Lockdep, Taint, TaintState, module_flags_taint};
 
+mod calls;
+pub use calls::{FileKey, PendingInit, Progress, Waiter};
+
 /// `MODULE_NAME_LEN` on 64-bit kernels.
 pub const MODULE_NAME_LEN: usize = 56;
 /// `MODULE_REF_BASE`: the reference a loaded module holds on itself.
@@ -355,6 +358,14 @@ pub struct Kernel {
     pub(crate) given_symbols: indexmap::IndexMap<String, u64>,
     /// Section addresses the next load must use ([`Kernel::place_next_load`]).
     pub(crate) placement: Option<indexmap::IndexMap<String, u64>>,
+    /// The last module system call's number ([`Progress`]).
+    pub(crate) next_call: u64,
+    /// 6.12's idempotent `finit_module`: the files being loaded, by the call loading them.
+    pub(crate) idem: Vec<(FileKey, u64)>,
+    /// How many calls wait for each of those.
+    pub(crate) idem_waiting: HashMap<u64, usize>,
+    /// The result of a finished one, and how many waiting calls have yet to take it.
+    pub(crate) idem_done: HashMap<u64, (SysResult, usize)>,
 }
 
 impl fmt::Debug for Kernel {
@@ -387,12 +398,15 @@ impl Kernel {
             KernelVersion::V6_12 => 1024 - 1 - 2,
         };
         let memory = Memory::new(settings.memory_limit);
+        // The ring buffer's size: CONFIG_LOG_BUF_SHIFT (17 on Debian's kernels).
+        let log_buf_shift =
+            u32::try_from(profile.config_int("LOG_BUF_SHIFT").unwrap_or(17)).unwrap_or(17);
         let next_module_addr = crate::load::layout::module_area(&profile).0;
         Kernel {
             profile,
             settings,
             modules: Vec::new(),
-            log: KernelLog::with_record_limit(printk_limit),
+            log: KernelLog::with_record_limit(printk_limit).with_ring(log_buf_shift),
             taint: TaintState::default(),
             memory,
             once: HashSet::new(),
@@ -403,6 +417,10 @@ impl Kernel {
             next_module_addr,
             given_symbols: indexmap::IndexMap::new(),
             placement: None,
+            next_call: 0,
+            idem: Vec::new(),
+            idem_waiting: HashMap::new(),
+            idem_done: HashMap::new(),
         }
     }
 
@@ -463,15 +481,14 @@ impl Kernel {
     }
 
     /// The last trace event of a system call: how it ended, with the log lines it printed.
-    fn trace_outcome(&mut self, r: &SysResult, log_start: usize) {
+    fn trace_outcome(&mut self, r: &SysResult, log_start: u64) {
         if self.trace.is_none() {
             return;
         }
         let lines: Vec<String> = self
             .log
-            .lines()
+            .lines_since(log_start)
             .iter()
-            .skip(log_start)
             .map(|l| l.text.clone())
             .collect();
         let ev = match r {
@@ -502,6 +519,17 @@ impl Kernel {
     /// Make `init` of modules without a hook return 0 again.
     pub fn clear_default_init_return(&mut self) {
         self.default_init_return = 0;
+    }
+
+    /// The init of the module `name`, to run without the machine (see `crate::shared`).
+    pub(crate) fn init_fn(&self, name: &str) -> InitHook {
+        match self.init_hooks.get(name) {
+            Some(h) => Arc::clone(h),
+            None => {
+                let ret = self.default_init_return;
+                Arc::new(move |_| ret)
+            }
+        }
     }
 
     /// What `init` of the module `name` returns: its hook's value, else the default.
@@ -593,6 +621,17 @@ impl Kernel {
         self.log.lines()
     }
 
+    /// The number the next kernel log line will have (lines are numbered in the order printed,
+    /// counting those the ring buffer dropped), for [`Kernel::log_since`].
+    pub fn log_seq(&self) -> u64 {
+        self.log.next_seq()
+    }
+
+    /// The kernel log lines still held that were printed since `seq` ([`Kernel::log_seq`]).
+    pub fn log_since(&self, seq: u64) -> &[LogLine] {
+        self.log.lines_since(seq)
+    }
+
     /// Remove and return the kernel log lines so far (`dmesg -c`).
     pub fn take_log(&mut self) -> Vec<LogLine> {
         self.log.take()
@@ -622,23 +661,17 @@ impl Kernel {
         Ok(())
     }
 
-    /// One module system call: its outcome traced, and the placement it was given
-    /// ([`Kernel::place_next_load`]) used up, whatever became of it.
-    fn syscall(&mut self, call: impl FnOnce(&mut Self) -> SysResult) -> SysResult {
-        let start = self.log.lines().len();
-        let r = call(self);
-        self.trace_outcome(&r, start);
-        self.placement = None;
-        r
-    }
-
     /// `init_module(2)`: models `SYSCALL_DEFINE3(init_module)` (kernel/module/main.c).
-    /// `uargs` is the parameter string (`None`: a NULL pointer).
+    /// `uargs` is the parameter string (`None`: a NULL pointer). The module's init runs as the
+    /// init hooks say ([`Kernel::set_init_hook`]); for loads that overlap, see
+    /// [`Kernel::start_init_module`].
     pub fn init_module(&mut self, image: &[u8], uargs: Option<&[u8]>) -> SysResult {
-        self.syscall(|k| k.init_module_inner(image, uargs))
+        let p = self.start_init_module(image, uargs);
+        self.run_to_end(p)
     }
 
-    fn init_module_inner(&mut self, image: &[u8], uargs: Option<&[u8]>) -> SysResult {
+    /// The checks of `init_module(2)` before `load_module()`.
+    fn init_module_checks(&self, image: &[u8]) -> SysResult {
         self.may_init_module()?;
         // copy_module_from_user(): shorter than an ELF header → ENOEXEC.
         if image.len() < 64 {
@@ -647,24 +680,13 @@ impl Kernel {
         if image.len() as u64 > self.settings.memory_limit {
             return Err(SysError::new("copy_module_from_user", Errno::ENOMEM));
         }
-        crate::load::load_module(self, image.to_vec(), uargs, 0)
+        Ok(())
     }
 
     /// `finit_module(2)`: models `SYSCALL_DEFINE3(finit_module)` (kernel/module/main.c).
     pub fn finit_module(&mut self, fd: FinitFd<'_>, uargs: Option<&[u8]>, flags: u32) -> SysResult {
-        self.syscall(|k| k.finit_module_inner(fd, uargs, flags))
-    }
-
-    fn finit_module_inner(
-        &mut self,
-        fd: FinitFd<'_>,
-        uargs: Option<&[u8]>,
-        flags: u32,
-    ) -> SysResult {
-        self.finit_checks(flags)?;
-        let buf = crate::file::kernel_read_file_from_fd(fd, self.settings.memory_limit)
-            .map_err(|e| SysError::new("kernel_read_file", e))?;
-        self.finit_load(buf, uargs, flags)
+        let p = self.start_finit_module(fd, uargs, flags);
+        self.run_to_end(p)
     }
 
     /// `finit_module(2)`'s checks before it reads the file: permission, then the flags.
@@ -688,33 +710,28 @@ impl Kernel {
         uargs: Option<&[u8]>,
         flags: u32,
     ) -> SysResult {
-        self.syscall(|k| k.finit_module_bytes_inner(buf, uargs, flags))
-    }
-
-    fn finit_module_bytes_inner(
-        &mut self,
-        buf: Vec<u8>,
-        uargs: Option<&[u8]>,
-        flags: u32,
-    ) -> SysResult {
-        self.finit_checks(flags)?;
-        self.finit_load(buf, uargs, flags)
+        let p = self.start_finit_module_bytes(buf, uargs, flags, None);
+        self.run_to_end(p)
     }
 
     /// `finit_module(2)` after the file is read: decompression (6.12) and `load_module()`.
-    fn finit_load(&mut self, buf: Vec<u8>, uargs: Option<&[u8]>, flags: u32) -> SysResult {
+    fn finit_load(&mut self, buf: Vec<u8>, uargs: Option<&[u8]>, flags: u32) -> crate::load::Phase {
         let image = if flags & MODULE_INIT_COMPRESSED_FILE != 0 {
-            crate::load::decompress::module_decompress(
+            match crate::load::decompress::module_decompress(
                 &self.profile,
                 &buf,
                 usize::try_from(self.settings.memory_limit).unwrap_or(usize::MAX),
                 &mut self.log,
-            )
-            .map_err(|e| SysError::new("module_decompress", e))?
+            ) {
+                Ok(image) => image,
+                Err(e) => {
+                    return crate::load::Phase::Done(Err(SysError::new("module_decompress", e)));
+                }
+            }
         } else {
             buf
         };
-        crate::load::load_module(self, image, uargs, flags)
+        crate::load::start_load(self, image, uargs, flags)
     }
 
     /// `delete_module(2)`: models `SYSCALL_DEFINE2(delete_module)` (kernel/module/main.c).

@@ -14,6 +14,7 @@ pub mod log;
 pub mod memory;
 pub mod params;
 pub mod profile;
+pub mod shared;
 pub mod taint;
 pub mod trace;
 

@@ -61,6 +61,7 @@ pub const LOAD_PATH_OPTIONS: &[&str] = &[
     "MMU",
     "SMP",
     "NR_CPUS",
+    "LOG_BUF_SHIFT",
     "RELOCATABLE",
     "RANDOMIZE_BASE",
     "RANDOMIZE_MODULE_REGION_FULL",

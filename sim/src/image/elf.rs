@@ -9,7 +9,7 @@ use object::Endianness;
 use object::elf::{FileHeader64, Rela64, SectionHeader64, Sym64};
 use object::read::elf::{FileHeader, Rela as _, SectionHeader, Sym};
 
-use super::{ImageError, bytes_at, cstr_at, decode_bytes};
+use super::{ImageError, bytes_at, cstr_at};
 
 /// The byte order the kernels read module headers in.
 pub const LE: Endianness = Endianness::Little;
@@ -148,11 +148,13 @@ impl Section {
     }
 }
 
-/// One `Elf64_Sym`, with its name read from the symbol string table.
+/// One `Elf64_Sym`, with its name in the symbol string table: borrowed from the image, never
+/// copied (the kernel only runs `strlen` over it; names may overlap, so copies could cost the
+/// number of symbols times the image size).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Symbol {
-    /// The name (`strtab + st_name`, up to NUL).
-    pub name: String,
+pub struct Symbol<'a> {
+    /// The name's bytes (`strtab + st_name`, up to NUL).
+    pub name: &'a [u8],
     /// `st_name`.
     pub st_name: u32,
     /// `st_value`.
@@ -167,7 +169,13 @@ pub struct Symbol {
     pub shndx: u16,
 }
 
-impl Symbol {
+impl<'a> Symbol<'a> {
+    /// The name as text ([`crate::image::decode_text`]: borrowed when it is UTF-8). Cannot
+    /// fail.
+    pub fn name_str(&self) -> std::borrow::Cow<'a, str> {
+        super::decode_text(self.name)
+    }
+
     /// `ELF64_ST_BIND(st_info)` (`STB_LOCAL` 0, `STB_GLOBAL` 1, `STB_WEAK` 2). Cannot fail.
     pub fn bind(&self) -> u8 {
         self.info >> 4
@@ -183,10 +191,10 @@ impl Symbol {
     /// the string table at file offset `strtab_offset`, both bounded by `image`. Fails with
     /// [`ImageError::OutOfBounds`] when the table or a name lies outside `image`.
     pub fn read_table(
-        image: &[u8],
+        image: &'a [u8],
         symtab: &Section,
         strtab_offset: u64,
-    ) -> Result<Vec<Symbol>, ImageError> {
+    ) -> Result<Vec<Symbol<'a>>, ImageError> {
         let count = usize::try_from(symtab.size / SYMBOL_SIZE as u64).unwrap_or(usize::MAX);
         let bytes = bytes_at(
             image,
@@ -209,7 +217,7 @@ impl Symbol {
                         len: image.len(),
                     })?;
                 Ok(Symbol {
-                    name: decode_bytes(name),
+                    name,
                     st_name,
                     value: s.st_value(LE),
                     size: s.st_size(LE),

@@ -30,8 +30,9 @@ pub struct Indices {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadInfo {
     /// The image bytes the kernel works on: the (decompressed) file without the signature
-    /// trailer that `module_sig_check()` stripped; `image.len() == len`.
-    pub image: Vec<u8>,
+    /// trailer that `module_sig_check()` stripped; `image.len() == len`. Shared, so that what
+    /// borrows from it (symbol names) can live beside a load that changes other state.
+    pub image: std::sync::Arc<[u8]>,
     /// `info->len`.
     pub len: usize,
     /// The ELF header.
@@ -75,7 +76,7 @@ impl LoadInfo {
 
     /// Every symbol of `.symtab` (index 0 included), names from its string table. Fails with
     /// [`ImageError`] when the table or a name lies outside the image.
-    pub fn symbols(&self) -> Result<Vec<Symbol>, ImageError> {
+    pub fn symbols(&self) -> Result<Vec<Symbol<'_>>, ImageError> {
         let symtab = self.section(self.index.sym)?;
         let strtab = self.section(self.index.str)?;
         Symbol::read_table(&self.image, symtab, strtab.offset)

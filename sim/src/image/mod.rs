@@ -62,6 +62,18 @@ pub enum ImageError {
 /// show them: valid UTF-8 is kept, each byte of an invalid sequence becomes the character
 /// U+00XX (the convention of `tests/conformance/FORMAT.md`). Cannot fail.
 pub fn decode_bytes(bytes: &[u8]) -> String {
+    decode_text(bytes).into_owned()
+}
+
+/// [`decode_bytes`] without a copy when the bytes are UTF-8. Cannot fail.
+pub fn decode_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(decode_invalid(bytes))
+}
+
+fn decode_invalid(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         out.push_str(chunk.valid());

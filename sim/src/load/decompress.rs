@@ -439,8 +439,22 @@ impl XzDec<'_> {
             {
                 return Err(XzRet::DataError.into());
             }
-            if self.out.len().saturating_add(made) > self.limit {
+            let need = self.out.len().saturating_add(made);
+            if need > self.limit {
                 return Err(StepError::NoMem);
+            }
+            // Grow by doubling, but never past the limit: the buffer is at most `limit` bytes,
+            // as the kernel's pages are.
+            if need > self.out.capacity() {
+                let to = self
+                    .out
+                    .capacity()
+                    .saturating_mul(2)
+                    .max(need)
+                    .min(self.limit);
+                self.out
+                    .try_reserve_exact(to - self.out.len())
+                    .map_err(|_| StepError::NoMem)?;
             }
             self.out
                 .extend_from_slice(chunk.get(..made).unwrap_or_default());

@@ -380,7 +380,7 @@ fn finish(
     };
     Ok(LoadInfo {
         len: image.len(),
-        image,
+        image: image.into(),
         e_machine: header.e_machine,
         header,
         sections,
@@ -1337,7 +1337,7 @@ pub(crate) mod tests {
                     profile(kernel).sizeof_struct_module()
                 );
                 let syms = info.symbols().unwrap();
-                assert!(syms.iter().any(|s| s.name == "mp_lib_fn" && s.bind() == 1));
+                assert!(syms.iter().any(|s| s.name == b"mp_lib_fn" && s.bind() == 1));
                 let relas: Vec<usize> = info
                     .sections
                     .iter()

@@ -74,13 +74,112 @@ pub(crate) struct Loading {
     pub(crate) placement: Option<indexmap::IndexMap<String, u64>>,
 }
 
-/// Models `load_module()`: everything after the system call's own checks.
+/// How far a load got without waiting for anything else.
+pub(crate) enum Phase {
+    /// The load ended (failed before init).
+    Done(SysResult),
+    /// The module is COMING, in the module list for everyone to see: its init is to run now
+    /// ([`finish_init`]).
+    Init(Box<Loading>),
+    /// A module of the same name is COMING: the load waits until it has finished loading
+    /// (`finished_loading()`), then fails ([`finish_wait`]). The step that waits.
+    Wait(Box<Loading>, &'static str),
+}
+
+/// Why a load stopped before init.
+pub(crate) enum Stop {
+    /// It failed.
+    Fail(SysError),
+    /// It waits for a same-name module in init: the step that waits.
+    Wait(&'static str),
+}
+
+impl From<SysError> for Stop {
+    fn from(e: SysError) -> Self {
+        Stop::Fail(e)
+    }
+}
+
+/// Models `load_module()`: everything after the system call's own checks, the module's init
+/// run as [`Kernel`]'s init hooks say. A load that would wait for another in progress (which a
+/// caller of this function cannot have started) fails with `EINTR`, as a signal would end the
+/// wait.
 pub fn load_module(
     kernel: &mut Kernel,
     image: Vec<u8>,
     uargs: Option<&[u8]>,
     flags: u32,
 ) -> SysResult {
+    match start_load(kernel, image, uargs, flags) {
+        Phase::Done(r) => r,
+        Phase::Init(mut l) => {
+            let ret = kernel.run_init(&l.module.name);
+            finish_init(kernel, &mut l, ret)
+        }
+        Phase::Wait(l, step) => interrupt_wait(kernel, &l, step),
+    }
+}
+
+/// A waiting load ended by a signal: `wait_event_interruptible()` returns `-ERESTARTSYS`,
+/// which userspace sees as `EINTR`.
+pub(crate) fn interrupt_wait(kernel: &mut Kernel, l: &Loading, step: &'static str) -> SysResult {
+    free_loading(kernel, l);
+    Err(SysError::new(step, Errno::EINTR))
+}
+
+/// After the wait of [`Phase::Wait`]: `module_patient_check_exists()` (6.12) and 6.1's
+/// `add_unformed_module()` (with "module: Don't wait for GOING modules") do not load again
+/// but fail, `EEXIST` when the module that was loading is now live, `EBUSY` when it failed
+/// or is going.
+pub(crate) fn finish_wait(kernel: &mut Kernel, l: &Loading, step: &'static str) -> SysResult {
+    let live = kernel
+        .modules
+        .iter()
+        .any(|m| m.name == l.module.name && m.state == ModuleState::Live);
+    free_loading(kernel, l);
+    Err(SysError::new(
+        step,
+        if live { Errno::EEXIST } else { Errno::EBUSY },
+    ))
+}
+
+/// Whether a load waiting in [`Phase::Wait`] may go on: no module of its name is COMING.
+pub(crate) fn finished_loading(kernel: &Kernel, l: &Loading) -> bool {
+    !kernel
+        .modules
+        .iter()
+        .any(|m| m.name == l.module.name && m.state == ModuleState::Coming)
+}
+
+/// The name of the module a load is loading.
+pub(crate) fn loading_name(l: &Loading) -> &str {
+    &l.module.name
+}
+
+/// Whether the module being loaded has an init function.
+pub(crate) fn loading_has_init(l: &Loading) -> bool {
+    l.module.has_init
+}
+
+/// [`load_module`] up to the module's init, or to a wait.
+pub(crate) fn start_load(
+    kernel: &mut Kernel,
+    image: Vec<u8>,
+    uargs: Option<&[u8]>,
+    flags: u32,
+) -> Phase {
+    match start_load_inner(kernel, image, uargs, flags) {
+        Ok(p) => p,
+        Err(e) => Phase::Done(Err(e)),
+    }
+}
+
+fn start_load_inner(
+    kernel: &mut Kernel,
+    image: Vec<u8>,
+    uargs: Option<&[u8]>,
+    flags: u32,
+) -> Result<Phase, SysError> {
     let version = kernel.version();
     // module_sig_check(): may shorten the image (the signature trailer is stripped).
     let sig_settings = signing::SigSettings {
@@ -164,10 +263,14 @@ pub fn load_module(
         KernelVersion::V6_1 => load_6_1(kernel, &mut l, uargs),
         KernelVersion::V6_12 => load_6_12(kernel, &mut l, uargs),
     };
-    if r.is_err() {
-        free_loading(kernel, &l);
-    }
-    r
+    Ok(match r {
+        Ok(()) => Phase::Init(Box::new(l)),
+        Err(Stop::Wait(step)) => Phase::Wait(Box::new(l), step),
+        Err(Stop::Fail(e)) => {
+            free_loading(kernel, &l);
+            Phase::Done(Err(e))
+        }
+    })
 }
 
 /// The `struct module` the kernel works with: its name from the on-disk `.gnu.linkonce.this_module`.
@@ -223,13 +326,13 @@ fn blacklist_and_modstruct_version(kernel: &mut Kernel, l: &mut Loading) -> SysR
     Ok(())
 }
 
-fn load_6_1(kernel: &mut Kernel, l: &mut Loading, uargs: Option<&[u8]>) -> SysResult {
+fn load_6_1(kernel: &mut Kernel, l: &mut Loading, uargs: Option<&[u8]>) -> Result<(), Stop> {
     blacklist_and_modstruct_version(kernel, l)?;
     checks::check_modinfo_6_1(kernel, &l.info, &mut l.module, l.flags)
         .map_err(fail("check_modinfo"))?;
     trace_modinfo(kernel, l);
     layout_and_allocate(kernel, l)?;
-    add_unformed_module(kernel, &l.module)?;
+    add_unformed_module(kernel, &l.module, "add_unformed_module")?;
     let sig_ok = l.info.sig_ok;
     checks::sig_taint(kernel, &mut l.module, sig_ok);
     after_unformed(
@@ -240,30 +343,34 @@ fn load_6_1(kernel: &mut Kernel, l: &mut Loading, uargs: Option<&[u8]>) -> SysRe
     )
 }
 
-fn load_6_12(kernel: &mut Kernel, l: &mut Loading, uargs: Option<&[u8]>) -> SysResult {
+fn load_6_12(kernel: &mut Kernel, l: &mut Loading, uargs: Option<&[u8]>) -> Result<(), Stop> {
     // early_mod_check()
     blacklist_and_modstruct_version(kernel, l)?;
     checks::check_modinfo_6_12(kernel, &l.info, &mut l.module, l.flags)
         .map_err(fail("check_modinfo"))?;
     trace_modinfo(kernel, l);
-    add_unformed_module(kernel, &l.module)
-        .map_err(|e| SysError::new("module_patient_check_exists", e.errno))?;
+    add_unformed_module(kernel, &l.module, "module_patient_check_exists")?;
     layout_and_allocate(kernel, l)?;
-    add_unformed_module(kernel, &l.module)?;
+    add_unformed_module(kernel, &l.module, "add_unformed_module")?;
     let sig_ok = l.info.sig_ok;
     checks::module_augment_kernel_taints(kernel, &l.info, &mut l.module, sig_ok);
     after_unformed(kernel, l, uargs, None)
 }
 
-/// Models `add_unformed_module()` (and 6.12's `module_patient_check_exists()`): a module of
-/// the same name gives `EEXIST` when live, `EBUSY` while it is still loading or going.
-fn add_unformed_module(kernel: &Kernel, module: &Module) -> SysResult {
+/// Models `add_unformed_module()` (and 6.12's `module_patient_check_exists()`, the `step`): a
+/// module of the same name gives `EEXIST` when live, `EBUSY` when going; while it is COMING
+/// (its init running) the load waits for it ([`Stop::Wait`]). An UNFORMED module is never
+/// seen: the simulator runs a load up to init in one step.
+fn add_unformed_module(kernel: &Kernel, module: &Module, step: &'static str) -> Result<(), Stop> {
     match kernel.modules.iter().find(|m| m.name == module.name) {
         None => Ok(()),
         Some(old) if old.state == ModuleState::Live => {
-            Err(SysError::new("add_unformed_module", Errno::EEXIST))
+            Err(SysError::new(step, Errno::EEXIST).into())
         }
-        Some(_) => Err(SysError::new("add_unformed_module", Errno::EBUSY)),
+        Some(old) if matches!(old.state, ModuleState::Coming | ModuleState::Unformed) => {
+            Err(Stop::Wait(step))
+        }
+        Some(_) => Err(SysError::new(step, Errno::EBUSY).into()),
     }
 }
 
@@ -336,6 +443,16 @@ fn layout_and_allocate(kernel: &mut Kernel, l: &mut Loading) -> SysResult {
     move_module(kernel, l, &lay)?;
     trace_layout(kernel, l);
     Ok(())
+}
+
+/// The symbol table of `info`, names borrowed from `image` (a shared handle on `info.image`).
+fn image_symbols<'a>(
+    info: &LoadInfo,
+    image: &'a [u8],
+) -> Result<Vec<crate::image::Symbol<'a>>, crate::image::ImageError> {
+    let symtab = info.section(info.index.sym)?;
+    let strtab = info.section(info.index.str)?;
+    crate::image::Symbol::read_table(image, symtab, strtab.offset)
 }
 
 /// The counts `layout_symtab()` needs: `is_core_symbol()` decides which symbols stay.
@@ -529,7 +646,7 @@ fn after_unformed(
     l: &mut Loading,
     uargs: Option<&[u8]>,
     prev_p_taint: Option<bool>,
-) -> SysResult {
+) -> Result<(), Stop> {
     percpu_modalloc(kernel, l)?;
     // module_unload_init(): one reference for the module, one held during init.
     l.module.refcnt = MODULE_REF_BASE + 1;
@@ -542,7 +659,7 @@ fn after_unformed(
             "{}: has both .ctors and .init_array.",
             l.module.name
         ));
-        return Err(SysError::new("find_module_sections", Errno::EINVAL));
+        return Err(SysError::new("find_module_sections", Errno::EINVAL).into());
     }
     if l.info.find_sec("__obsparm").is_some() {
         kernel
@@ -558,14 +675,14 @@ fn after_unformed(
         || (has("__ksymtab_gpl") && l.info.find_sec("__kcrctab_gpl").is_none());
     checks::check_export_versions(kernel, &mut l.module, without_crcs, prev_p_taint)
         .map_err(fail("check_export_symbol_versions"))?;
-    // simplify_symbols()
-    let mut syms: Vec<SimpleSym> = l
-        .info
-        .symbols()
+    // simplify_symbols(). The names are borrowed from the image (shared, so the load can go
+    // on changing `l` while they are in use).
+    let image = std::sync::Arc::clone(&l.info.image);
+    let mut syms: Vec<SimpleSym> = image_symbols(&l.info, &image)
         .map_err(|_| SysError::new("simplify_symbols", Errno::ENOEXEC))?
         .into_iter()
         .map(|s| SimpleSym {
-            name: s.name.clone(),
+            name: s.name,
             value: s.value,
             shndx: s.shndx,
             bind: s.bind(),
@@ -612,16 +729,18 @@ fn after_unformed(
     finalize::jump_label_add_module(kernel, l);
     // The module's own named symbols, to name ops pointers: not section symbols (no name) nor
     // arm64 mapping symbols (`$x`, `$d`), which share addresses with the real ones.
-    let own: Vec<(u64, String)> = syms
+    let own: Vec<(u64, &[u8])> = syms
         .iter()
-        .filter(|s| s.shndx != symbols::SHN_UNDEF && !s.name.is_empty() && !s.name.starts_with('$'))
-        .map(|s| (s.value, s.name.clone()))
+        .filter(|s| {
+            s.shndx != symbols::SHN_UNDEF && !s.name.is_empty() && !s.name.starts_with(b"$")
+        })
+        .map(|s| (s.value, s.name))
         .collect();
     let r = params_step::parse_module_args(kernel, l, args, &own)
         .and_then(|()| mod_sysfs_setup(kernel, l));
     if let Err(e) = r {
         remove_formed(kernel, &l.module.name);
-        return Err(e);
+        return Err(e.into());
     }
     if kernel.tracing() {
         let ev = {
@@ -641,7 +760,7 @@ fn after_unformed(
         };
         kernel.push_trace(ev);
     }
-    do_init_module(kernel, l)
+    Ok(())
 }
 
 fn trace_versions(kernel: &mut Kernel, l: &Loading) {
@@ -740,7 +859,7 @@ fn trace_layout(kernel: &mut Kernel, l: &Loading) {
     }
 }
 
-fn trace_symbols(kernel: &mut Kernel, l: &Loading, syms: &[SimpleSym]) {
+fn trace_symbols(kernel: &mut Kernel, l: &Loading, syms: &[SimpleSym<'_>]) {
     if kernel.tracing() {
         let ev = {
             let undef: Vec<&SimpleSym> = syms
@@ -750,7 +869,9 @@ fn trace_symbols(kernel: &mut Kernel, l: &Loading, syms: &[SimpleSym]) {
                 .collect();
             let from_kernel = undef
                 .iter()
-                .filter(|s| kernel.profile.export(&s.name).is_some())
+                .filter(|s| {
+                    std::str::from_utf8(s.name).is_ok_and(|n| kernel.profile.export(n).is_some())
+                })
                 .count();
             let weak_unresolved = undef.iter().filter(|s| s.value == 0).count();
             TraceEvent::new(
@@ -897,7 +1018,6 @@ fn module_frob_arch_sections(kernel: &mut Kernel, l: &mut Loading) -> SysResult 
         .map_err(|_| SysError::new("module_frob_arch_sections", Errno::ENOEXEC))?
         .into_iter()
         .map(|s| reloc::RelocSymbol {
-            name: s.name,
             value: s.value,
             shndx: s.shndx,
         })
@@ -931,13 +1051,12 @@ fn module_frob_arch_sections(kernel: &mut Kernel, l: &mut Loading) -> SysResult 
 }
 
 /// Models `apply_relocations()`: every `SHT_RELA` section whose target is allocated.
-fn apply_relocations(kernel: &mut Kernel, l: &mut Loading, syms: &[SimpleSym]) -> SysResult {
+fn apply_relocations(kernel: &mut Kernel, l: &mut Loading, syms: &[SimpleSym<'_>]) -> SysResult {
     let shnum = l.info.sections.len();
     let secs = reloc_sections(l);
     let rsyms: Vec<reloc::RelocSymbol> = syms
         .iter()
         .map(|s| reloc::RelocSymbol {
-            name: s.name.clone(),
             value: s.value,
             shndx: s.shndx,
         })
@@ -1083,16 +1202,13 @@ fn remove_formed(kernel: &mut Kernel, name: &str) -> Option<Module> {
     Some(m)
 }
 
-/// Models `do_init_module()`: run init; a negative result unloads the module and is returned;
-/// a positive one warns (with a stack dump) and counts as success; then LIVE, the init
-/// reference is dropped and the init regions are freed.
-fn do_init_module(kernel: &mut Kernel, l: &mut Loading) -> SysResult {
+/// Models `do_init_module()` once init has returned `ret` (ignored for a module without init):
+/// a negative result unloads the module and is returned; a positive one warns (with a stack
+/// dump) and counts as success; then LIVE, the init reference is dropped and the init regions
+/// are freed.
+pub(crate) fn finish_init(kernel: &mut Kernel, l: &mut Loading, ret: i32) -> SysResult {
     let name = l.module.name.clone();
-    let ret = if l.module.has_init {
-        kernel.run_init(&name)
-    } else {
-        0
-    };
+    let ret = if l.module.has_init { ret } else { 0 };
     if ret < 0 {
         if let Some(mut m) = remove_formed(kernel, &name) {
             m.state = ModuleState::Going;

@@ -8,18 +8,32 @@ use crate::load::layout::kernel_image_base;
 use crate::params::{self, ArgBuf, Ctx, KernelFn, KernelParam, OpFn, OpsKind, ParamEnv};
 use crate::taint::{Lockdep, Taint};
 
+/// `KSYM_NAME_LEN`: kallsyms names (what `%ps` prints for an address) are shorter.
+const KSYM_NAME_LEN: usize = 512;
+
+/// A module symbol's name as kallsyms gives it: at most `KSYM_NAME_LEN - 1` bytes. Names the
+/// simulator keeps are cut there, so that overlapping names in a string table cannot make the
+/// copies cost the number of symbols times the image size.
+fn ksym_name(name: &[u8]) -> String {
+    crate::image::decode_bytes(&name[..name.len().min(KSYM_NAME_LEN - 1)])
+}
+
 /// Names an address the way the parameter code recognises ops: a vmlinux export (the simulator
 /// gives export `i` the address `kernel_image_base + 16 * i`), else one of the module's own
-/// symbols.
+/// symbols (the first at that address).
 pub(crate) fn namer<'a>(
     kernel_profile: &'a crate::profile::Profile,
     given: &'a indexmap::IndexMap<String, u64>,
-    own: &'a [(u64, String)],
+    own: &'a [(u64, &'a [u8])],
 ) -> impl Fn(u64) -> Option<String> + 'a {
     let base = kernel_image_base(kernel_profile);
     // Addresses given for kernel symbols (Kernel::set_symbol_addresses) name them first.
     let given: std::collections::HashMap<u64, &String> =
         given.iter().rev().map(|(n, a)| (*a, n)).collect();
+    let mut own_at: std::collections::HashMap<u64, &[u8]> = std::collections::HashMap::new();
+    for (a, n) in own {
+        own_at.entry(*a).or_insert(n);
+    }
     move |addr: u64| {
         if let Some(n) = given.get(&addr) {
             return Some((*n).clone());
@@ -30,7 +44,7 @@ pub(crate) fn namer<'a>(
                 return Some(name.clone());
             }
         }
-        own.iter().find(|(a, _)| *a == addr).map(|(_, n)| n.clone())
+        own_at.get(&addr).map(|n| ksym_name(n))
     }
 }
 
@@ -58,36 +72,68 @@ fn thin_wrappers(l: &Loading) -> std::collections::HashMap<String, KernelFn> {
     let Ok(syms) = l.info.symbols() else {
         return out;
     };
+    // Relocations by the section they patch, sorted by offset: each function's are a range.
+    let mut by_target: std::collections::HashMap<u32, Vec<(u64, u32)>> =
+        std::collections::HashMap::new();
+    for (relsec, relas) in &l.relas {
+        if let Some(sec) = l.info.sections.get(*relsec) {
+            let v = by_target.entry(sec.info).or_default();
+            v.extend(relas.iter().map(|r| (r.offset, r.sym)));
+        }
+    }
+    for v in by_target.values_mut() {
+        v.sort_unstable();
+    }
     for f in syms
         .iter()
         .filter(|s| s.typ() == 2 && s.size > 0 && s.shndx != 0)
     {
-        let mut targets = std::collections::BTreeSet::new();
-        for (relsec, relas) in &l.relas {
-            if l.info.sections.get(*relsec).map(|s| s.info) != Some(u32::from(f.shndx)) {
+        let Some(relocs) = by_target.get(&u32::from(f.shndx)) else {
+            continue;
+        };
+        let end = f.value.saturating_add(f.size);
+        let start = relocs.partition_point(|(o, _)| *o < f.value);
+        let mut target: Option<&[u8]> = None;
+        let mut wrapper = true;
+        // A wrapper is a few instructions: past MAX_WRAPPER_RELOCS relocations a function is
+        // not one (and hostile tables cannot make this quadratic).
+        for (i, (_, sym)) in relocs[start..]
+            .iter()
+            .take_while(|(o, _)| *o < end)
+            .enumerate()
+        {
+            if i == MAX_WRAPPER_RELOCS {
+                wrapper = false;
+                break;
+            }
+            let name = syms.get(*sym as usize).map(|s| s.name).unwrap_or_default();
+            if is_instrumentation(std::str::from_utf8(name).unwrap_or("")) {
                 continue;
             }
-            for r in relas
-                .iter()
-                .filter(|r| r.offset >= f.value && r.offset < f.value.saturating_add(f.size))
-            {
-                let name = syms
-                    .get(r.sym as usize)
-                    .map(|s| s.name.as_str())
-                    .unwrap_or("");
-                if !is_instrumentation(name) {
-                    targets.insert(name.to_string());
+            match target {
+                None => target = Some(name),
+                Some(t) if t == name => {}
+                Some(_) => {
+                    wrapper = false;
+                    break;
                 }
             }
         }
-        if targets.len() == 1 {
-            if let Some(k) = targets.first().and_then(|t| KernelFn::from_symbol(t)) {
-                out.insert(f.name.clone(), k);
-            }
+        if !wrapper {
+            continue;
+        }
+        let k = target
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .and_then(KernelFn::from_symbol);
+        if let Some(k) = k {
+            out.insert(ksym_name(f.name), k);
         }
     }
     out
 }
+
+/// More relocations than a function that only calls another one has.
+const MAX_WRAPPER_RELOCS: usize = 64;
 
 /// Replace a custom ops' module functions that are thin wrappers by what they wrap.
 fn resolve_wrappers(
@@ -119,7 +165,7 @@ pub(crate) fn parse_module_args(
     kernel: &mut Kernel,
     l: &mut Loading,
     args: ArgBuf,
-    own_symbols: &[(u64, String)],
+    own_symbols: &[(u64, &[u8])],
 ) -> SysResult {
     let env = ParamEnv::from_profile(&kernel.profile);
     let name = l.module.name.clone();

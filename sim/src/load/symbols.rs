@@ -3,7 +3,7 @@
 //! the loaded modules' exports.
 
 use crate::errno::Errno;
-use crate::image::LoadInfo;
+use crate::image::{LoadInfo, decode_text};
 use crate::kernel::{Kernel, Module, ModuleState};
 use crate::load::layout::kernel_image_base;
 use crate::taint::Taint;
@@ -208,9 +208,9 @@ pub fn resolve_symbol(
 
 /// One symbol of `.symtab` as `simplify_symbols()` sees and rewrites it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SimpleSym {
-    /// Name.
-    pub name: String,
+pub struct SimpleSym<'a> {
+    /// The name's bytes, borrowed from the image.
+    pub name: &'a [u8],
     /// `st_value` (rewritten to an absolute address).
     pub value: u64,
     /// `st_shndx`.
@@ -226,7 +226,7 @@ pub fn simplify_symbols(
     kernel: &mut Kernel,
     info: &LoadInfo,
     module: &mut Module,
-    syms: &mut [SimpleSym],
+    syms: &mut [SimpleSym<'_>],
     section_addr: &[u64],
     percpu: u64,
     shnum: usize,
@@ -235,7 +235,7 @@ pub fn simplify_symbols(
     for s in syms.iter_mut().skip(1) {
         match s.shndx {
             SHN_COMMON => {
-                if s.name.starts_with("__gnu_lto") {
+                if s.name.starts_with(b"__gnu_lto") {
                     continue;
                 }
                 kernel
@@ -244,7 +244,7 @@ pub fn simplify_symbols(
                 ret = Err(Errno::ENOEXEC);
             }
             SHN_ABS | SHN_LIVEPATCH => {}
-            SHN_UNDEF => match resolve_symbol(kernel, info, module, &s.name) {
+            SHN_UNDEF => match resolve_symbol(kernel, info, module, &decode_text(s.name)) {
                 Ok(v) => s.value = v,
                 Err(Unresolved::NotFound) if s.bind == STB_WEAK => {}
                 Err(u) => {
@@ -254,7 +254,9 @@ pub fn simplify_symbols(
                     };
                     kernel.log.warn(format!(
                         "{}: Unknown symbol {} (err -{})",
-                        module.name, s.name, e.0
+                        module.name,
+                        decode_text(s.name),
+                        e.0
                     ));
                     ret = Err(e);
                 }
@@ -265,7 +267,7 @@ pub fn simplify_symbols(
                     kernel.log.err(format!(
                         "{}: Symbol {} has an invalid section index {} (max {})",
                         module.name,
-                        s.name,
+                        decode_text(s.name),
                         shndx,
                         shnum.saturating_sub(1)
                     ));

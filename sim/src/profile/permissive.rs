@@ -71,6 +71,8 @@ impl Profile {
             .iter()
             .map(|v| (v.name.clone(), Some(v.crc as u32)))
             .collect();
+        let mut seen: std::collections::HashSet<String> =
+            needed.iter().map(|(n, _)| n.clone()).collect();
         if let Some(symtab) = sections.iter().find(|s| s.sh_type == SHT_SYMTAB) {
             let strtab = sections
                 .get(symtab.link as usize)
@@ -81,10 +83,13 @@ impl Profile {
             for s in syms
                 .iter()
                 .skip(1)
-                .filter(|s| s.shndx == 0 && !s.name.is_empty())
+                // No vmlinux symbol is KSYM_NAME_LEN (512) bytes long or more: kallsyms
+                // refuses such names when the kernel is built.
+                .filter(|s| s.shndx == 0 && !s.name.is_empty() && s.name.len() < 512)
             {
-                if !needed.iter().any(|(n, _)| n == &s.name) {
-                    needed.push((s.name.clone(), None));
+                let name = s.name_str();
+                if seen.insert(name.clone().into_owned()) {
+                    needed.push((name.into_owned(), None));
                 }
             }
         }

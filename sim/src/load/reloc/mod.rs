@@ -98,8 +98,6 @@ impl Rela {
 /// One symbol table entry as relocation sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RelocSymbol {
-    /// The name (only for people; relocation never looks at it).
-    pub name: String,
     /// `st_value`. For [`apply_relocate_add`]: after `simplify_symbols()`, i.e. the absolute
     /// address (or the value of an `SHN_ABS` symbol, or 0 for an unresolved weak symbol). For
     /// [`module_frob_arch_sections`] it is not used.
@@ -314,7 +312,7 @@ mod tests {
             let symbols: Vec<RelocSymbol> = values
                 .iter()
                 .zip(&shndx)
-                .map(|(&value, &shndx)| RelocSymbol { name: "x".into(), value, shndx })
+                .map(|(&value, &shndx)| RelocSymbol { value, shndx })
                 .collect();
             let mut log = KernelLog::new();
             let mut by = BTreeMap::from([(2usize, relas)]);

@@ -253,8 +253,7 @@ fn check_module(case: &Case, ko: &Path, tmp: &Path) -> Result<Option<Outcome>, S
         .collect();
     let mut symbols: Vec<RelocSymbol> = syms
         .iter()
-        .map(|(n, v, shndx, _)| RelocSymbol {
-            name: n.clone(),
+        .map(|(_, v, shndx, _)| RelocSymbol {
             value: *v,
             shndx: *shndx,
         })
@@ -427,7 +426,10 @@ fn check_module(case: &Case, ko: &Path, tmp: &Path) -> Result<Option<Outcome>, S
                 Err(e) => {
                     return Err(format!(
                         "{} +{off:#x} type {} sym {} addend {}: ours {mine:08x} ld {ld:08x}: {e}",
-                        s.name, rel.r_type, sym.name, rel.addend
+                        s.name,
+                        rel.r_type,
+                        syms.get(rel.sym as usize).map_or("?", |(n, ..)| n.as_str()),
+                        rel.addend
                     ));
                 }
             }

@@ -173,16 +173,8 @@ mod tests {
 
     fn syms(value: u64) -> Vec<RelocSymbol> {
         vec![
-            RelocSymbol {
-                name: String::new(),
-                value: 0,
-                shndx: 0,
-            },
-            RelocSymbol {
-                name: "s".into(),
-                value,
-                shndx: 0,
-            },
+            RelocSymbol { value: 0, shndx: 0 },
+            RelocSymbol { value, shndx: 0 },
         ]
     }
 
