@@ -86,10 +86,11 @@ fn kmod_tool(name: &str) -> Option<PathBuf> {
 
 /// `<tmp>/<kernel>/lib/modules/<release>/`: the tree's directories as symlinks (depmod only
 /// reads them) and its `modules.order`/`modules.builtin*` as copies, so that depmod writes its
-/// files there and never into the tree.
+/// files there and never into the tree. One directory per process: two test runs at once
+/// (a developer's and a helper's) must not remove each other's.
 fn copy_for_kmod(t: &Tree) -> PathBuf {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("distro-depmod")
+        .join(format!("distro-depmod-{}", std::process::id()))
         .join(t.kernel);
     let dir = root.join("lib/modules").join(&t.release);
     let _ = std::fs::remove_dir_all(&root);
@@ -378,6 +379,7 @@ fn our_dependencies_equal_kmods_on_the_debian_trees() {
                 .join("modules.dep"),
         )
         .unwrap_or_else(|e| panic!("{kernel}: kmod's modules.dep: {e}"));
+        let _ = std::fs::remove_dir_all(copy.parent().unwrap_or(&copy));
 
         // Ours, reading every module once.
         let paths = deps::scan(&t.dir).unwrap_or_else(|e| panic!("{e}"));
