@@ -7,13 +7,11 @@
 //! their calls then; A's init returns its `init_ret`; the waiting calls go on; the processes
 //! that ran after everything else run last. Errnos, whether a call waited, `/proc/modules`
 //! while COMING and after, the instance's parameters after and the kernel log are compared.
-//! The `going` processes (a load racing A's failure path, while A's module is GOING) are not
-//! replayed: the simulator frees a module whose init failed in the same step, so the GOING
-//! window has no point between calls to start in (`EBUSY` for a GOING module is the same rule
-//! as `delete_module`'s and is modelled; the window is not).
+//! The `going` processes (a load racing A's failure path) start while A's module is GOING,
+//! between `finish_init_steps` and `free_failed`.
 
 use serde_json::Value;
-use sim::kernel::{FileKey, Kernel, Progress, SysResult};
+use sim::kernel::{FileKey, InitEnd, Kernel, Progress, SysResult};
 use sim::profile::Profile;
 
 fn recorded(kernel: &str) -> Vec<Value> {
@@ -41,7 +39,9 @@ fn start(k: &mut Kernel, p: &Value, image: &[u8]) -> Progress {
     match p["call"].as_str().unwrap() {
         "init_module" => k.start_init_module(image, Some(args)),
         "finit_module" => {
-            let ino = p["ino"].as_u64().expect("a finit_module has the file's inode");
+            let ino = p["ino"]
+                .as_u64()
+                .expect("a finit_module has the file's inode");
             let key = FileKey { dev: 0, ino };
             k.start_finit_module_bytes(image.to_vec(), Some(args), 0, Some(key))
         }
@@ -73,7 +73,11 @@ fn replay(kernel: &str) -> usize {
     // The warmup: the once-per-boot lines.
     k.init_module(&image, Some(b"")).unwrap();
     let warmup: Vec<String> = k.take_log().into_iter().map(|l| l.text).collect();
-    assert_eq!(serde_json::json!(warmup), meta["warmup_log"], "{kernel}: warmup");
+    assert_eq!(
+        serde_json::json!(warmup),
+        meta["warmup_log"],
+        "{kernel}: warmup"
+    );
     k.delete_module(b"mp_hold", 0o4000).unwrap();
     k.take_log();
 
@@ -89,7 +93,9 @@ fn replay(kernel: &str) -> usize {
             Progress::InInit(p) => p,
             other => panic!("{}", at(&format!("A is not in init: {other:?}"))),
         };
-        let line = k.module("mp_hold").map(|m| address_zeroed(&m.proc_modules_line()));
+        let line = k
+            .module("mp_hold")
+            .map(|m| address_zeroed(&m.proc_modules_line()));
         assert_eq!(
             line.as_deref(),
             case["coming"]["proc_modules"].as_str(),
@@ -110,10 +116,33 @@ fn replay(kernel: &str) -> usize {
                 other => panic!("{}", at(&format!("unknown when {other}"))),
             }
         }
-        let ra = k.finish_init(pending, init_ret(a));
+        let ra = match k.finish_init_steps(pending, init_ret(a)) {
+            InitEnd::Done(r) => r,
+            InitEnd::Going(failed) => {
+                let line = k.module("mp_hold").map(|m| m.proc_modules_line());
+                assert!(
+                    line.is_some_and(|l| l.contains(" Unloading ")),
+                    "{}",
+                    at("GOING")
+                );
+                for (i, p) in procs.iter().enumerate() {
+                    if p["when"] == "going" {
+                        assert_eq!(p["saw"], "Unloading", "{}", at("what B saw"));
+                        let progress = start(&mut k, p, &image);
+                        let r = k.run_to_end(progress);
+                        results.push((i, r, false));
+                    }
+                }
+                k.free_failed(failed)
+            }
+        };
         results.push((0, ra, false));
         for (i, w) in waiting {
-            assert!(k.is_ready(&w), "{}", at("a waiter is not ready after A's init"));
+            assert!(
+                k.is_ready(&w),
+                "{}",
+                at("a waiter is not ready after A's init")
+            );
             match k.resume(w) {
                 Progress::Done(r) => results.push((i, r, true)),
                 other => panic!("{}", at(&format!("resume gave {other:?}"))),
@@ -143,14 +172,20 @@ fn replay(kernel: &str) -> usize {
         let after = &case["after"];
         let m = k.module("mp_hold").cloned();
         assert_eq!(
-            m.as_ref().map(|m| address_zeroed(&m.proc_modules_line())).as_deref(),
+            m.as_ref()
+                .map(|m| address_zeroed(&m.proc_modules_line()))
+                .as_deref(),
             after["proc_modules"].as_str(),
             "{}",
             at("/proc/modules after")
         );
         if let Some(m) = &m {
             for p in ["hold_ms", "init_ret"] {
-                let v = m.params.iter().find(|(n, _)| n == p).map(|(_, v)| v.as_str());
+                let v = m
+                    .params
+                    .iter()
+                    .find(|(n, _)| n == p)
+                    .map(|(_, v)| v.as_str());
                 assert_eq!(v, after[p].as_str(), "{}", at(p));
             }
         }

@@ -18,7 +18,7 @@ use crate::profile::{KernelVersion, Profile};
 use crate::taint::{Lockdep, Taint, TaintState, module_flags_taint};
 
 mod calls;
-pub use calls::{FileKey, PendingInit, Progress, Waiter};
+pub use calls::{FailedInit, FileKey, InitEnd, PendingInit, Progress, Waiter};
 
 /// `MODULE_NAME_LEN` on 64-bit kernels.
 pub const MODULE_NAME_LEN: usize = 56;

@@ -8,7 +8,7 @@
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::file::FinitFd;
-use crate::kernel::{FileKey, Kernel, Progress, SysResult};
+use crate::kernel::{FileKey, InitEnd, Kernel, Progress, SysResult};
 
 /// A [`Kernel`] that threads share.
 #[derive(Debug)]
@@ -95,7 +95,18 @@ impl SharedKernel {
                     } else {
                         0
                     };
-                    Progress::Done(k.finish_init(pending, ret))
+                    match k.finish_init_steps(pending, ret) {
+                        InitEnd::Done(r) => Progress::Done(r),
+                        InitEnd::Going(failed) => {
+                            // The GOING window of the kernel's failure path (synchronize_rcu(),
+                            // the notifiers): others may see the module `Unloading`.
+                            drop(k);
+                            self.changed.notify_all();
+                            std::thread::yield_now();
+                            k = self.lock();
+                            Progress::Done(k.free_failed(failed))
+                        }
+                    }
                 }
                 Progress::Waiting(w) => {
                     k = self

@@ -80,6 +80,24 @@ impl PendingInit {
     }
 }
 
+/// How [`Kernel::finish_init_steps`] ended a load.
+#[derive(Debug)]
+#[must_use = "a failed init's module must be freed"]
+pub enum InitEnd {
+    /// The load returned this.
+    Done(SysResult),
+    /// The init failed: the module is GOING until [`Kernel::free_failed`].
+    Going(FailedInit),
+}
+
+/// A load whose init failed: its module is GOING.
+#[derive(Debug)]
+pub struct FailedInit {
+    call: Call,
+    name: String,
+    ret: i32,
+}
+
 /// A call that waits for another.
 pub struct Waiter {
     call: Call,
@@ -232,9 +250,34 @@ impl Kernel {
     /// Ends a load whose init returned `ret` (`do_init_module()`): LIVE, or on a negative
     /// `ret` the module is freed and the load fails with `-ret`.
     pub fn finish_init(&mut self, pending: PendingInit, ret: i32) -> SysResult {
+        match self.finish_init_steps(pending, ret) {
+            InitEnd::Done(r) => r,
+            InitEnd::Going(f) => self.free_failed(f),
+        }
+    }
+
+    /// [`Kernel::finish_init`] in the kernel's steps: a failed init leaves its module GOING
+    /// (`Unloading`; other loads of the name get `EBUSY` at once) until
+    /// [`Kernel::free_failed`].
+    pub fn finish_init_steps(&mut self, pending: PendingInit, ret: i32) -> InitEnd {
         let PendingInit { call, mut loading } = pending;
+        if load::init_fails(&loading, ret) {
+            load::fail_init(self, &mut loading);
+            return InitEnd::Going(FailedInit {
+                call,
+                name: load::loading_name(&loading).to_string(),
+                ret,
+            });
+        }
         let r = load::finish_init(self, &mut loading, ret);
-        self.complete(&call, r)
+        InitEnd::Done(self.complete(&call, r))
+    }
+
+    /// The end of a failed init: `free_module()`, and the load's result, `-ret`.
+    pub fn free_failed(&mut self, f: FailedInit) -> SysResult {
+        load::free_going(self, &f.name);
+        let r = Err(SysError::new("do_init_module", Errno(-f.ret)));
+        self.complete(&f.call, r)
     }
 
     /// Whether the call `w` waits for has finished, so that [`Kernel::resume`] goes on.

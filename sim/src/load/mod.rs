@@ -1202,6 +1202,41 @@ fn remove_formed(kernel: &mut Kernel, name: &str) -> Option<Module> {
     Some(m)
 }
 
+/// The first half of `do_init_module()`'s failure path: the module is GOING (`Unloading` in
+/// `/proc/modules`), still listed; what the load holds now belongs to it.
+pub(crate) fn fail_init(kernel: &mut Kernel, l: &mut Loading) {
+    if let Some(m) = kernel
+        .modules
+        .iter_mut()
+        .find(|m| m.name == l.module.name && m.state == ModuleState::Coming)
+    {
+        m.state = ModuleState::Going;
+        // module_put(): the reference held during init.
+        m.refcnt -= 1;
+    }
+    l.module.regions.clear();
+    l.module.uses.clear();
+}
+
+/// The second half: `free_module()` takes the GOING module `name` out of the list and frees it.
+pub(crate) fn free_going(kernel: &mut Kernel, name: &str) {
+    let Some(i) = kernel
+        .modules
+        .iter()
+        .position(|m| m.name == name && m.state == ModuleState::Going)
+    else {
+        return;
+    };
+    let m = kernel.modules.remove(i);
+    kernel.unindex_exports(&m);
+    kernel.free_module(m);
+}
+
+/// Whether a load's init, returning `ret`, fails.
+pub(crate) fn init_fails(l: &Loading, ret: i32) -> bool {
+    l.module.has_init && ret < 0
+}
+
 /// Models `do_init_module()` once init has returned `ret` (ignored for a module without init):
 /// a negative result unloads the module and is returned; a positive one warns (with a stack
 /// dump) and counts as success; then LIVE, the init reference is dropped and the init regions
@@ -1210,12 +1245,8 @@ pub(crate) fn finish_init(kernel: &mut Kernel, l: &mut Loading, ret: i32) -> Sys
     let name = l.module.name.clone();
     let ret = if l.module.has_init { ret } else { 0 };
     if ret < 0 {
-        if let Some(mut m) = remove_formed(kernel, &name) {
-            m.state = ModuleState::Going;
-            kernel.free_module(m);
-        }
-        l.module.regions.clear();
-        l.module.uses.clear();
+        fail_init(kernel, l);
+        free_going(kernel, &name);
         return Err(SysError::new("do_init_module", Errno(-ret)));
     }
     if kernel.tracing() {
