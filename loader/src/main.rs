@@ -672,7 +672,8 @@ fn compare_paths(expected: &Path, actual: &Path, opts: CompareOptions) -> ExitCo
         let (e, a) = match (Recording::load(e), Recording::load(a)) {
             (Ok(e), Ok(a)) => (e, a),
             (Err(x), _) | (_, Err(x)) => {
-                eprintln!("modloader: {label}: {x}");
+                // The error names the file.
+                eprintln!("modloader: {x}");
                 files_bad += 1;
                 continue;
             }
