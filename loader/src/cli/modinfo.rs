@@ -748,12 +748,11 @@ fn current_dir() -> Option<Vec<u8>> {
     if let Some(pwd) = std::env::var_os("PWD") {
         let same =
             |a: &std::fs::Metadata, b: &std::fs::Metadata| a.dev() == b.dev() && a.ino() == b.ino();
-        if pwd.as_bytes().first() == Some(&b'/') {
-            if let (Ok(p), Ok(d)) = (std::fs::metadata(&pwd), std::fs::metadata(".")) {
-                if same(&p, &d) {
-                    return Some(pwd.as_bytes().to_vec());
-                }
-            }
+        if pwd.as_bytes().first() == Some(&b'/')
+            && let (Ok(p), Ok(d)) = (std::fs::metadata(&pwd), std::fs::metadata("."))
+            && same(&p, &d)
+        {
+            return Some(pwd.as_bytes().to_vec());
         }
     }
     std::env::current_dir()

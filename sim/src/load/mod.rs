@@ -395,20 +395,19 @@ fn layout_and_allocate(kernel: &mut Kernel, l: &mut Loading) -> SysResult {
     module_frob_arch_sections(kernel, l)?;
     // module_enforce_rwx_sections() (kernel/module/strict_rwx.c).
     let strict_rwx = kernel.profile.is_enabled("STRICT_MODULE_RWX");
-    if strict_rwx {
-        if let Some((i, s)) = l
+    if strict_rwx
+        && let Some((i, s)) = l
             .info
             .sections
             .iter()
             .enumerate()
             .find(|(_, s)| s.flags & (SHF_WRITE | SHF_EXECINSTR) == SHF_WRITE | SHF_EXECINSTR)
-        {
-            kernel.log.err(format!(
-                "{}: section {} (index {i}) has invalid WRITE|EXEC flags",
-                l.module.name, s.name
-            ));
-            return Err(SysError::new("module_enforce_rwx_sections", Errno::ENOEXEC));
-        }
+    {
+        kernel.log.err(format!(
+            "{}: section {} (index {i}) has invalid WRITE|EXEC flags",
+            l.module.name, s.name
+        ));
+        return Err(SysError::new("module_enforce_rwx_sections", Errno::ENOEXEC));
     }
     // The per-cpu section is allocated separately (index 0 when there is none, harmlessly).
     let pcpu = l.info.index.pcpu;
@@ -416,10 +415,10 @@ fn layout_and_allocate(kernel: &mut Kernel, l: &mut Loading) -> SysResult {
         s.flags &= !SHF_ALLOC;
     }
     for name in [".data..ro_after_init", "__jump_table"] {
-        if let Some(i) = l.info.find_sec(name) {
-            if let Some(s) = l.info.sections.get_mut(i) {
-                s.flags |= SHF_RO_AFTER_INIT;
-            }
+        if let Some(i) = l.info.find_sec(name)
+            && let Some(s) = l.info.sections.get_mut(i)
+        {
+            s.flags |= SHF_RO_AFTER_INIT;
         }
     }
     let secs = layout_sections_of(&l.info);

@@ -143,10 +143,10 @@ fn resolve_wrappers(
     for p in kp {
         if let OpsKind::Custom(c) = &mut p.ops {
             for f in [&mut c.set, &mut c.get, &mut c.free] {
-                if let OpFn::Opaque(n) = f {
-                    if let Some(k) = wrappers.get(n.as_str()) {
-                        *f = OpFn::Kernel(*k);
-                    }
+                if let OpFn::Opaque(n) = f
+                    && let Some(k) = wrappers.get(n.as_str())
+                {
+                    *f = OpFn::Kernel(*k);
                 }
             }
         }
@@ -199,14 +199,14 @@ pub(crate) fn parse_module_args(
     for p in kp.iter().filter(|p| params::module::has_sysfs_file(p)) {
         // A `get` in the module's own code (not a thin wrapper of a params.c function) cannot
         // run here: say so instead of showing a value.
-        if let OpsKind::Custom(c) = &p.ops {
-            if let OpFn::Opaque(f) = &c.get {
-                values.push((
-                    p.name_str(),
-                    format!("<module code {f}() in custom ops {}>", c.symbol),
-                ));
-                continue;
-            }
+        if let OpsKind::Custom(c) = &p.ops
+            && let OpFn::Opaque(f) = &c.get
+        {
+            values.push((
+                p.name_str(),
+                format!("<module code {f}() in custom ops {}>", c.symbol),
+            ));
+            continue;
         }
         let v = match params::param_attr_show(p, &mut ctx) {
             Ok(mut b) => {

@@ -47,29 +47,29 @@ pub fn vmlinux_symbol_address(kernel: &Kernel, name: &str) -> Option<u64> {
 /// Models `find_symbol()`: vmlinux first, then every formed module in list order. With
 /// `gplok == false`, GPL-only exports are passed over.
 pub fn find_symbol(kernel: &Kernel, name: &str, gplok: bool) -> Option<Found> {
-    if let Some(e) = kernel.profile.export(name) {
-        if gplok || !e.gpl_only {
-            return Some(Found {
-                owner: None,
-                value: vmlinux_symbol_address(kernel, name).unwrap_or(0),
-                gpl_only: e.gpl_only,
-                namespace: e.namespace.clone(),
-                crc: Some(e.crc),
-            });
-        }
+    if let Some(e) = kernel.profile.export(name)
+        && (gplok || !e.gpl_only)
+    {
+        return Some(Found {
+            owner: None,
+            value: vmlinux_symbol_address(kernel, name).unwrap_or(0),
+            gpl_only: e.gpl_only,
+            namespace: e.namespace.clone(),
+            crc: Some(e.crc),
+        });
     }
     // The formed modules' exports (the kernel walks the module list; the simulator keeps an
     // index of the same exports, so the result is the same).
-    if let Some((owner, e)) = kernel.exports.get(name) {
-        if gplok || !e.gpl_only {
-            return Some(Found {
-                owner: Some(owner.clone()),
-                value: e.value,
-                gpl_only: e.gpl_only,
-                namespace: e.namespace.clone(),
-                crc: e.crc,
-            });
-        }
+    if let Some((owner, e)) = kernel.exports.get(name)
+        && (gplok || !e.gpl_only)
+    {
+        return Some(Found {
+            owner: Some(owner.clone()),
+            value: e.value,
+            gpl_only: e.gpl_only,
+            namespace: e.namespace.clone(),
+            crc: e.crc,
+        });
     }
     None
 }
@@ -192,16 +192,16 @@ pub fn resolve_symbol(
     }
     verify_namespace_is_imported(kernel, info, module, name, f.namespace.as_deref())
         .map_err(Unresolved::Refused)?;
-    if let Some(owner) = &f.owner {
-        if let Err(e) = ref_module(kernel, module, owner) {
-            if e == Errno::EBUSY {
-                kernel.log.warn(format!(
-                    "{}: gave up waiting for init of module {owner}.",
-                    module.name
-                ));
-            }
-            return Err(Unresolved::Refused(e));
+    if let Some(owner) = &f.owner
+        && let Err(e) = ref_module(kernel, module, owner)
+    {
+        if e == Errno::EBUSY {
+            kernel.log.warn(format!(
+                "{}: gave up waiting for init of module {owner}.",
+                module.name
+            ));
         }
+        return Err(Unresolved::Refused(e));
     }
     Ok(f.value)
 }

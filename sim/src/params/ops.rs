@@ -418,10 +418,10 @@ fn param_array_get(kp: &Kp<'_>, ctx: &mut Ctx<'_>) -> Result<Vec<u8>, Errno> {
             // PAGE_SIZE - 1 bytes of it anyway.
             break;
         }
-        if i > 0 {
-            if let Some(last) = buf.last_mut() {
-                *last = b',';
-            }
+        if i > 0
+            && let Some(last) = buf.last_mut()
+        {
+            *last = b',';
         }
         let ekp = Kp {
             name: kp.name,

@@ -1332,10 +1332,8 @@ pub fn assemble(
             )
         })
         .prop_map(move |(toks, lead, mut seps, trailing)| {
-            if !trailing {
-                if let Some(s) = seps.last_mut() {
-                    s.clear();
-                }
+            if !trailing && let Some(s) = seps.last_mut() {
+                s.clear();
             }
             let mut tokens: Vec<(Token, Vec<u8>)> = toks.into_iter().zip(seps).collect();
             settle(&t, &mut tokens);

@@ -340,14 +340,13 @@ pub(super) fn build(dir: &Path) -> Result<Parts> {
         }
     };
     let compile_path = gen_dir.join("compile.h");
-    if let Some(text) = small(&compile_path)? {
-        if let Some(machine) = define(&compile_path, &text, "UTS_MACHINE")? {
-            if machine != arch.as_str() {
-                return Err(ProfileError::Invalid(format!(
-                    "UTS_MACHINE {machine} but the .config is for {arch}"
-                )));
-            }
-        }
+    if let Some(text) = small(&compile_path)?
+        && let Some(machine) = define(&compile_path, &text, "UTS_MACHINE")?
+        && machine != arch.as_str()
+    {
+        return Err(ProfileError::Invalid(format!(
+            "UTS_MACHINE {machine} but the .config is for {arch}"
+        )));
     }
     let version = KernelVersion::from_release(&release)
         .ok_or_else(|| ProfileError::Unsupported(format!("kernel release {release:?}")))?;

@@ -131,10 +131,9 @@ fn zstd(data: &[u8]) -> Result<Vec<u8>, Errno> {
         if let (Some(want), Some(got)) = (
             frame.get_checksum_from_data(),
             frame.get_calculated_checksum(),
-        ) {
-            if want != got {
-                return Err(Errno::EINVAL);
-            }
+        ) && want != got
+        {
+            return Err(Errno::EINVAL);
         }
     }
     Ok(out)

@@ -652,10 +652,10 @@ pub fn module_frob_arch_sections(
         let mut empty = Vec::new();
         let rels = relas_by_section.get_mut(&s.index).unwrap_or(&mut empty);
         let nents = partition_branch_plt_relas(profile, symbols, rels, dstidx);
-        if nents > 0 {
-            if let Some(prefix) = rels.get_mut(..nents) {
-                kernel_sort(profile, prefix);
-            }
+        if nents > 0
+            && let Some(prefix) = rels.get_mut(..nents)
+        {
+            kernel_sort(profile, prefix);
         }
         let cur = align.entry(dst.index).or_insert(dst.addralign);
         let before = *cur;
