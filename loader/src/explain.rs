@@ -44,7 +44,18 @@ pub fn explain(
     params: &str,
     flags: u32,
 ) -> Result<Explanation, FileError> {
-    let profile = profile.into();
+    explain_on(Kernel::new(profile.into()), file, params, flags)
+}
+
+/// [`explain`] on `kernel` as it is (a machine with modules loaded: what this load would do
+/// there).
+pub fn explain_on(
+    mut kernel: Kernel,
+    file: &Path,
+    params: &str,
+    flags: u32,
+) -> Result<Explanation, FileError> {
+    let profile = kernel.profile_ref();
     let raw = crate::file::read_limited(file, crate::file::DEFAULT_MAX_SIZE)?;
     let compression = Compression::detect(&raw).unwrap_or(Compression::None);
     let in_kernel = compression == Compression::Xz
@@ -65,12 +76,19 @@ pub fn explain(
             ),
         )
     };
-    let mut kernel = Kernel::new(profile.clone());
     kernel.set_tracing(true);
+    let log_start = kernel.log_seq();
     let r = kernel.finit_module_bytes(bytes, Some(params.as_bytes()), flags);
     let steps = kernel.take_trace();
-    let log = kernel.take_log().into_iter().map(|l| l.text).collect();
-    let proc_modules = kernel.modules().next().map(|m| m.proc_modules_line());
+    let log = kernel
+        .log_since(log_start)
+        .iter()
+        .map(|l| l.text.clone())
+        .collect();
+    let proc_modules = r
+        .is_ok()
+        .then(|| kernel.modules().next().map(|m| m.proc_modules_line()))
+        .flatten();
     Ok(Explanation {
         kernel: profile.name().to_string(),
         release: profile.release().to_string(),

@@ -26,6 +26,7 @@ pub mod file;
 pub mod image;
 pub mod insert;
 pub mod kernel_backend;
+pub mod machine_dir;
 pub mod modinfo;
 pub mod params;
 pub mod scenario;

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use loader::cli::{Console, Machine};
 use loader::kernel_backend::KernelBackend;
+use loader::machine_dir::MachineDir;
 use loader::scenario::compare::{CompareOptions, compare};
 use loader::scenario::{self, Recording, Scenario};
 use loader::sim_backend::SimBackend;
@@ -34,17 +35,53 @@ struct Cli {
     /// directory [default: debian-6.1-amd64].
     #[arg(long)]
     kernel: Option<String>,
+    /// A simulated machine that lasts across commands: its state is kept in DIR (made, running
+    /// --kernel, when missing or empty). For insmod, rmmod, lsmod, shell, explain and scenario
+    /// run [env: MODSIM_MACHINE].
+    #[arg(long, value_name = "DIR")]
+    machine: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--machine DIR`, else `MODSIM_MACHINE`.
+fn machine_dir_arg(cli: Option<PathBuf>) -> Option<PathBuf> {
+    cli.or_else(|| {
+        std::env::var_os("MODSIM_MACHINE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+}
+
+/// The machine in `dir` (made running `kernel` when new), locked for this process.
+fn open_machine(dir: &Path, kernel: Option<&str>) -> Result<(MachineDir, SimBackend), String> {
+    let profile = match kernel {
+        Some(k) => Some(sim_backend(k)?.kernel().profile_ref()),
+        None => None,
+    };
+    let (md, k) = MachineDir::open(dir, profile).map_err(|e| e.to_string())?;
+    Ok((md, SimBackend::from_kernel(k)))
+}
+
+/// Writes a machine directory's machine back; an error is one line and exit status 1.
+fn save_machine(md: &MachineDir, m: &Machine, status: ExitCode) -> ExitCode {
+    if let Machine::Sim(b) = m
+        && let Err(e) = md.save(b.kernel())
+    {
+        eprintln!("modloader: {e}");
+        return ExitCode::from(1);
+    }
+    status
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Load a module into the simulator and narrate every step of the kernel's load path.
     Explain {
-        /// The simulated kernel: a profile name or a linux-headers-* directory.
-        #[arg(long, default_value = DEFAULT_PROFILE)]
-        kernel: String,
+        /// The simulated kernel: a profile name or a linux-headers-* directory [default:
+        /// debian-6.1-amd64, or the --machine's].
+        #[arg(long)]
+        kernel: Option<String>,
         /// Print the trace as JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -188,9 +225,10 @@ enum ScenarioCmd {
         #[arg(long, value_enum, default_value = "sim")]
         backend: BackendKind,
         /// The simulated kernel: a profile name (debian-6.1-amd64, debian-6.1-arm64,
-        /// debian-6.12-amd64, debian-6.12-arm64) or a Debian linux-headers-* directory.
-        #[arg(long, default_value = DEFAULT_PROFILE)]
-        kernel: String,
+        /// debian-6.12-amd64, debian-6.12-arm64) or a Debian linux-headers-* directory
+        /// [default: debian-6.1-amd64, or the --machine's].
+        #[arg(long)]
+        kernel: Option<String>,
         /// Resolve relative module paths against this directory instead of the scenario's.
         #[arg(long)]
         modules_dir: Option<PathBuf>,
@@ -250,16 +288,25 @@ fn sim_backend_for(kernel: &str, file: Option<&Path>) -> Result<SimBackend, Stri
     }
 }
 
-fn explain(kernel: &str, json: bool, flags: u32, file: &Path, params: &[String]) -> ExitCode {
-    let backend = match sim_backend_for(kernel, Some(file)) {
+/// `modloader explain`, on a fresh kernel or on a machine directory's (which it does not
+/// change).
+fn explain(
+    kernel: &str,
+    machine: Option<SimBackend>,
+    json: bool,
+    flags: u32,
+    file: &Path,
+    params: &[String],
+) -> ExitCode {
+    let backend = match machine.map_or_else(|| sim_backend_for(kernel, Some(file)), Ok) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("modloader: {e}");
             return ExitCode::from(2);
         }
     };
-    let profile = backend.kernel().profile_ref();
-    let e = match loader::explain::explain(profile, file, &params.join(" "), flags) {
+    let k = backend.kernel().clone();
+    let e = match loader::explain::explain_on(k, file, &params.join(" "), flags) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("modloader: {e}");
@@ -274,10 +321,10 @@ fn explain(kernel: &str, json: bool, flags: u32, file: &Path, params: &[String])
     } else {
         loader::explain::narrate(&e, &mut out)
     };
-    if let Err(err) = r {
-        if err.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("modloader: {err}");
-        }
+    if let Err(err) = r
+        && err.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("modloader: {err}");
     }
     if e.errno.is_some() {
         ExitCode::from(1)
@@ -338,6 +385,26 @@ fn multi_call(argv0: &OsString, rest: &[OsString]) -> Option<ExitCode> {
             return Some(ExitCode::from(1));
         }
     };
+    if let Some(dir) = machine_dir_arg(None) {
+        if kind == BackendKind::Kernel {
+            eprintln!(
+                "{}: ERROR: MODSIM_MACHINE is a simulated machine: not with MODLOADER_BACKEND=kernel",
+                tool.name()
+            );
+            return Some(ExitCode::from(1));
+        }
+        let kernel = std::env::var("MODLOADER_KERNEL").ok();
+        let (md, b) = match open_machine(&dir, kernel.as_deref()) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("{}: ERROR: {e}", tool.name());
+                return Some(ExitCode::from(1));
+            }
+        };
+        let mut m = Machine::Sim(Box::new(b));
+        let status = run_tool(tool, rest, &mut m);
+        return Some(save_machine(&md, &m, status));
+    }
     let kernel = std::env::var("MODLOADER_KERNEL").unwrap_or_else(|_| DEFAULT_PROFILE.into());
     let mut m = machine(kind, &kernel);
     Some(run_tool(tool, rest, &mut m))
@@ -350,41 +417,121 @@ fn main() -> ExitCode {
     {
         return code;
     }
-    let cli = Cli::parse_from(argv);
+    let mut cli = Cli::parse_from(argv);
+    let machine_dir = machine_dir_arg(cli.machine.take());
+    if machine_dir.is_some() && cli.backend == Some(BackendKind::Kernel) {
+        eprintln!(
+            "modloader: --machine is a simulated machine; it does not go with --backend kernel"
+        );
+        return ExitCode::from(2);
+    }
+    // The machine directory's machine, locked until this process ends.
+    let mut held: Option<MachineDir> = None;
+    let mut opened: Option<SimBackend> = None;
+    if let Some(dir) = &machine_dir
+        && matches!(
+            cli.command,
+            Command::Shell
+                | Command::Insmod(_)
+                | Command::Rmmod(_)
+                | Command::Lsmod(_)
+                | Command::Explain { .. }
+                | Command::Scenario(ScenarioCmd::Run { .. })
+        )
+    {
+        let kernel = match &cli.command {
+            Command::Explain { kernel, .. } => kernel.clone(),
+            Command::Scenario(ScenarioCmd::Run { kernel, .. }) => kernel.clone(),
+            _ => cli.kernel.take(),
+        };
+        if kernel.as_deref() == Some("self") {
+            eprintln!(
+                "modloader: --kernel self makes a kernel for one module; it does not go with --machine"
+            );
+            return ExitCode::from(2);
+        }
+        match open_machine(dir, kernel.as_deref()) {
+            Ok((md, b)) => {
+                held = Some(md);
+                opened = Some(b);
+            }
+            Err(e) => {
+                eprintln!("modloader: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     if matches!(cli.command, Command::Shell) {
         let kind = cli.backend.unwrap_or(BackendKind::Sim);
         let kernel = cli.kernel.clone().unwrap_or_else(|| DEFAULT_PROFILE.into());
-        let mut m = machine(kind, &kernel);
+        let mut m = match opened.take() {
+            Some(b) => Machine::Sim(Box::new(b)),
+            None => machine(kind, &kernel),
+        };
         if let Machine::Unavailable(e) = &m {
             eprintln!("modloader: {e}");
             return ExitCode::from(2);
         }
+        let name = match &m {
+            Machine::Sim(b) => b.kernel().profile().name().to_string(),
+            _ => kernel,
+        };
+        let status = run_shell(&mut m, kind, &name);
+        return match &held {
+            Some(md) => save_machine(md, &m, status),
+            None => status,
+        };
+    }
+    let tool_options = cli.backend.is_some() || cli.kernel.is_some();
+    let tool = match &cli.command {
+        Command::Insmod(a) => Some((Tool::Insmod, &a.args)),
+        Command::Rmmod(a) => Some((Tool::Rmmod, &a.args)),
+        Command::Lsmod(a) => Some((Tool::Lsmod, &a.args)),
+        _ => None,
+    };
+    if let (Some((tool, args)), Some(b)) = (tool, opened.take()) {
+        let mut m = Machine::Sim(Box::new(b));
+        let status = run_tool(tool, args, &mut m);
+        return match (&held, tool) {
+            (Some(md), Tool::Insmod | Tool::Rmmod) => save_machine(md, &m, status),
+            _ => status,
+        };
+    }
+    run_command(cli, tool_options, opened, held.as_ref())
+}
+
+/// `modloader shell` on `m`.
+fn run_shell(m: &mut Machine, kind: BackendKind, kernel: &str) -> ExitCode {
+    {
         use std::io::IsTerminal;
         if std::io::stdin().is_terminal() {
             println!(
                 "modloader shell on {} (help for commands, exit or ^D to leave)",
                 if kind == BackendKind::Sim {
-                    kernel.as_str()
+                    kernel
                 } else {
                     "the running kernel"
                 }
             );
-            if let Err(e) = loader::shell::run_interactive(&mut m, "modloader> ") {
+            if let Err(e) = loader::shell::run_interactive(m, "modloader> ") {
                 eprintln!("modloader: {e}");
                 return ExitCode::from(1);
             }
         } else {
             let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
-            loader::shell::run_lines(
-                &mut m,
-                &mut stdin.lock(),
-                &mut stdout.lock(),
-                &mut stderr.lock(),
-            );
+            loader::shell::run_lines(m, &mut stdin.lock(), &mut stdout.lock(), &mut stderr.lock());
         }
-        return ExitCode::SUCCESS;
+        ExitCode::SUCCESS
     }
-    let tool_options = cli.backend.is_some() || cli.kernel.is_some();
+}
+
+/// Every subcommand but shell, and the tools on a machine directory.
+fn run_command(
+    cli: Cli,
+    tool_options: bool,
+    opened: Option<SimBackend>,
+    held: Option<&MachineDir>,
+) -> ExitCode {
     let tool = match &cli.command {
         Command::Insmod(a) => Some((Tool::Insmod, &a.args)),
         Command::Rmmod(a) => Some((Tool::Rmmod, &a.args)),
@@ -429,13 +576,33 @@ fn main() -> ExitCode {
             flags,
             file,
             params,
-        } => explain(&kernel, json, flags, &file, &params),
+        } => explain(
+            kernel.as_deref().unwrap_or(DEFAULT_PROFILE),
+            opened,
+            json,
+            flags,
+            &file,
+            &params,
+        ),
         Command::Scenario(ScenarioCmd::Run {
             backend,
             kernel,
             modules_dir,
             file,
-        }) => run(backend, &kernel, modules_dir.as_deref(), &file),
+        }) => {
+            let m = opened.map(|b| Machine::Sim(Box::new(b)));
+            let (status, m) = run(
+                backend,
+                kernel.as_deref().unwrap_or(DEFAULT_PROFILE),
+                m,
+                modules_dir.as_deref(),
+                &file,
+            );
+            match (held, m) {
+                (Some(md), Some(m)) => save_machine(md, &m, status),
+                _ => status,
+            }
+        }
         Command::Scenario(ScenarioCmd::Compare {
             no_params,
             expected,
@@ -591,22 +758,34 @@ fn depmod(args: &DepmodArgs) -> ExitCode {
     }
 }
 
-fn run(kind: BackendKind, kernel: &str, modules_dir: Option<&Path>, file: &Path) -> ExitCode {
+/// `scenario run`, on `machine` when given (a machine directory's), which it hands back.
+fn run(
+    kind: BackendKind,
+    kernel: &str,
+    machine_given: Option<Machine>,
+    modules_dir: Option<&Path>,
+    file: &Path,
+) -> (ExitCode, Option<Machine>) {
     let scenario = match Scenario::load(file, modules_dir) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("modloader: {e}");
-            return ExitCode::from(1);
+            return (ExitCode::from(1), machine_given);
         }
     };
-    let mut m = machine(kind, kernel);
+    let mut m = machine_given.unwrap_or_else(|| machine(kind, kernel));
     if let Machine::Unavailable(e) = &m {
         eprintln!("modloader: {e}");
-        return ExitCode::from(2);
+        return (ExitCode::from(2), None);
     }
+    let status = run_scenario(&mut m, &scenario);
+    (status, Some(m))
+}
+
+fn run_scenario(m: &mut Machine, scenario: &Scenario) -> ExitCode {
     let stdout = std::io::stdout();
     let mut failed = None;
-    let r = scenario::run_machine(&mut m, &scenario, |r| {
+    let r = scenario::run_machine(m, scenario, |r| {
         let mut out = stdout.lock();
         let line = serde_json::to_string(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
         if let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush()) {

@@ -18,7 +18,9 @@ use crate::profile::{KernelVersion, Profile};
 use crate::taint::{Lockdep, Taint, TaintState, module_flags_taint};
 
 mod calls;
+mod persist;
 pub use calls::{FailedInit, FileKey, InitEnd, PendingInit, Progress, Waiter};
+pub use persist::{FORMAT as MACHINE_FORMAT, PersistError};
 
 /// `MODULE_NAME_LEN` on 64-bit kernels.
 pub const MODULE_NAME_LEN: usize = 56;
@@ -73,7 +75,7 @@ impl fmt::Debug for ProfileRef {
 
 /// How a simulated machine is set up, beyond its profile: what a real one would take from
 /// capabilities, sysctls and the boot command line.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Settings {
     /// The caller has `CAP_SYS_MODULE`.
     pub cap_sys_module: bool,
@@ -106,7 +108,7 @@ pub struct Settings {
 }
 
 /// The Spectre v2 mitigation as far as module code is concerned (x86).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum X86Retpoline {
     /// `X86_FEATURE_RETPOLINE`: indirect branches keep going through the retpoline thunks.
     #[default]
@@ -166,7 +168,7 @@ impl Settings {
 }
 
 /// `enum module_state`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ModuleState {
     /// Normal state.
     Live,
@@ -191,7 +193,7 @@ impl ModuleState {
 }
 
 /// A symbol a loaded module exports.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModuleExport {
     /// Its address in module memory.
     pub value: u64,
@@ -207,7 +209,7 @@ pub struct ModuleExport {
 pub type InitHook = Arc<dyn Fn(&str) -> i32 + Send + Sync>;
 
 /// One loaded module (`struct module`, as far as the simulator needs it).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Module {
     /// `mod->name`.
     pub name: String,
@@ -251,7 +253,7 @@ pub struct Module {
 }
 
 /// One allocated section of a loaded module.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModuleSection {
     /// Section name.
     pub name: String,
@@ -342,7 +344,7 @@ pub struct Kernel {
     pub(crate) taint: TaintState,
     pub(crate) memory: Memory,
     /// `pr_*_once` call sites that already printed.
-    pub(crate) once: HashSet<&'static str>,
+    pub(crate) once: HashSet<String>,
     pub(crate) init_hooks: HashMap<String, InitHook>,
     /// Every formed module's exports: symbol → (owner, export). Kept in step with `modules`
     /// so `find_symbol()` need not walk the module list.
@@ -644,7 +646,10 @@ impl Kernel {
 
     /// `pr_*_once`: true the first time `site` asks.
     pub(crate) fn once(&mut self, site: &'static str) -> bool {
-        self.once.insert(site)
+        if self.once.contains(site) {
+            return false;
+        }
+        self.once.insert(site.to_string())
     }
 
     /// Models `add_taint_module()`: taint the module and the kernel.

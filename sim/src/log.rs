@@ -3,7 +3,9 @@
 use std::fmt;
 
 /// A printk log level (`include/linux/kern_levels.h`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Level {
     Emerg = 0,
     Alert = 1,
@@ -16,7 +18,7 @@ pub enum Level {
 }
 
 /// One line of the kernel log.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogLine {
     /// The level it was printed at.
     pub level: Level,
@@ -36,7 +38,7 @@ impl fmt::Display for LogLine {
 /// With a ring ([`KernelLog::with_ring`]) the log holds what printk's ring buffer holds: the
 /// oldest lines are dropped to make room, so a flood of messages costs a bounded amount of
 /// memory, as on the real kernel.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KernelLog {
     /// The lines; those before `start` were dropped (kept until a compaction).
     lines: Vec<LogLine>,
@@ -55,7 +57,7 @@ pub struct KernelLog {
 /// where a record takes `ALIGN(sizeof(long) + text, sizeof(long))` bytes and never wraps (a
 /// record that would cross the end starts again at the beginning), and `2^(shift - 5)`
 /// descriptors (`PRB_AVGBITS`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Ring {
     size: u64,
     max_records: usize,

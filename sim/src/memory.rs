@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use crate::errno::Errno;
 
 /// What a region holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum RegionKind {
     /// Module memory (text, data, rodata, init ...), from the module area.
     Module,
@@ -19,7 +19,7 @@ pub enum RegionKind {
 }
 
 /// One allocated range of the address space.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Region {
     /// First address.
     pub base: u64,
@@ -42,7 +42,7 @@ impl Region {
 pub const DEFAULT_LIMIT: u64 = 1 << 30;
 
 /// A sparse address space of non-overlapping regions.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Memory {
     regions: BTreeMap<u64, Region>,
     used: u64,
@@ -114,10 +114,10 @@ impl Memory {
 
     /// True if `[base, end)` overlaps a region.
     pub fn overlaps(&self, base: u64, end: u64) -> bool {
-        if let Some((_, r)) = self.regions.range(..end).next_back() {
-            if r.end() > base {
-                return true;
-            }
+        if let Some((_, r)) = self.regions.range(..end).next_back()
+            && r.end() > base
+        {
+            return true;
         }
         false
     }

@@ -755,6 +755,51 @@ impl Profile {
         Profile::from_raw(raw)
     }
 
+    /// The profile in the embedded profiles' format (format 1, gzip'd JSON): what
+    /// [`Profile::from_json_gz`] reads back to an equal profile. Cannot fail.
+    pub fn to_json_gz(&self) -> Vec<u8> {
+        use std::io::Write;
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let exports: Vec<serde_json::Value> = self
+            .exports
+            .iter()
+            .map(|(n, e)| serde_json::json!([n, e.crc, e.gpl_only, e.namespace]))
+            .collect();
+        let signing = self.signing_key.as_ref().map(|k| {
+            serde_json::json!({
+                "signer": k.signer,
+                "serial": hex(&k.serial),
+                "key_algo": match k.key_algo { KeyAlgo::Rsa => "rsa", KeyAlgo::Ecdsa => "ecdsa" },
+                "hash": k.hash,
+                "cert": hex(&k.certificate),
+            })
+        });
+        let json = serde_json::json!({
+            "format": 1,
+            "name": self.name,
+            "release": self.release,
+            "package_version": self.package_version,
+            "arch": self.arch.as_str(),
+            "version": self.version.as_str(),
+            "vermagic": self.vermagic,
+            "config": self.config,
+            "sizeof_struct_module": self.sizeof_struct_module,
+            "this_module": {
+                "name": self.this_module.name_offset,
+                "init": self.this_module.init_offset,
+                "exit": self.this_module.exit_offset,
+            },
+            "module_signing": signing,
+            "exports": exports,
+            "builtin_modules": self.builtin_modules,
+            "builtin_sysfs_modules": self.builtin_sysfs_modules,
+        });
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        // Writing to a Vec cannot fail.
+        let _ = gz.write_all(json.to_string().as_bytes());
+        gz.finish().unwrap_or_default()
+    }
+
     fn from_raw(raw: RawProfile) -> Result<Profile> {
         if raw.format != 1 {
             return Err(ProfileError::Unsupported(format!(

@@ -4,7 +4,9 @@
 use crate::log::KernelLog;
 
 /// A taint flag (bit number of `/proc/sys/kernel/tainted`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Taint {
     ProprietaryModule = 0,
     ForcedModule = 1,
@@ -79,7 +81,7 @@ pub fn module_flags_taint(taints: u64) -> String {
 }
 
 /// The kernel-wide taint state.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TaintState {
     mask: u64,
     debug_locks: bool,

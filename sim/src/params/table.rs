@@ -24,7 +24,7 @@ pub const KERNEL_PARAM_FL_UNSAFE: u8 = 1 << 0;
 pub const KERNEL_PARAM_FL_HWPARAM: u8 = 1 << 1;
 
 /// A `set`/`get`/`free` function of kernel/params.c that an ops table can point to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum KernelFn {
     /// `param_set_byte`.
     SetByte,
@@ -143,7 +143,7 @@ impl KernelFn {
 }
 
 /// What a `set`/`get`/`free` pointer of a `struct kernel_param_ops` points to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OpFn {
     /// NULL.
     Null,
@@ -155,7 +155,7 @@ pub enum OpFn {
 }
 
 /// The standard `kernel_param_ops` objects exported by kernel/params.c.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum StdOps {
     /// `param_ops_byte`.
     Byte,
@@ -317,7 +317,7 @@ impl StdOps {
 
 /// A `struct kernel_param_ops` that is not one of [`StdOps`]: a module's own (`module_param_cb`,
 /// `module_param_call`) or a kernel object the simulator does not model.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CustomOps {
     /// The ops object's symbol, or its address in hex when no symbol names it.
     pub symbol: String,
@@ -332,7 +332,7 @@ pub struct CustomOps {
 }
 
 /// What a `kernel_param.ops` points to (include/linux/moduleparam.h `struct kernel_param_ops`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OpsKind {
     /// One of the kernel's standard objects, by symbol.
     Std(StdOps),
@@ -384,7 +384,7 @@ impl OpsKind {
 
 /// One `struct kernel_param` (include/linux/moduleparam.h), with its name read and its ops
 /// resolved.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KernelParam {
     /// `name`, the bytes of the C string it points to.
     pub name: Vec<u8>,
@@ -412,7 +412,7 @@ impl KernelParam {
 }
 
 /// `struct kparam_string` (include/linux/moduleparam.h).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KparamString {
     /// `maxlen`: the buffer size, NUL included.
     pub maxlen: u32,
@@ -431,7 +431,7 @@ impl KparamString {
 }
 
 /// `struct kparam_array` (include/linux/moduleparam.h).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KparamArray {
     /// `max`: `ARRAY_SIZE(array)`.
     pub max: u32,

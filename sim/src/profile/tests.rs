@@ -607,3 +607,17 @@ fn builtin_modules_are_found_under_lib_and_usr_lib() {
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
+
+#[test]
+fn a_profile_written_out_reads_back_equal() {
+    for name in [
+        "debian-6.1-amd64",
+        "debian-6.1-arm64",
+        "debian-6.12-amd64",
+        "debian-6.12-arm64",
+    ] {
+        let p = Profile::builtin(name).unwrap();
+        let back = Profile::from_json_gz(&p.to_json_gz()).unwrap();
+        assert_eq!(&back, p, "{name}");
+    }
+}
