@@ -48,9 +48,11 @@ fn every_fixture_and_variant_loads_or_fails_cleanly_on_every_profile() {
                     let _ = kernel.init_module(&bytes, None);
                     loads += 2;
                     // Whatever loaded can be unloaded (forced if it has no exit).
-                    let names: Vec<String> = kernel.modules().map(|m| m.name.clone()).collect();
+                    // By the name's bytes, as delete_module compares them.
+                    let names: Vec<Vec<u8>> =
+                        kernel.modules().map(|m| m.raw_name.clone()).collect();
                     for n in names {
-                        let _ = kernel.delete_module(n.as_bytes(), 0o1000);
+                        let _ = kernel.delete_module(&n, 0o1000);
                     }
                     // Newest first, so users go before what they use: nothing may remain, and a
                     // failed load must not have left memory behind.

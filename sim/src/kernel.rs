@@ -211,8 +211,11 @@ pub type InitHook = Arc<dyn Fn(&str) -> i32 + Send + Sync>;
 /// One loaded module (`struct module`, as far as the simulator needs it).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Module {
-    /// `mod->name`.
+    /// `mod->name`, as text ([`crate::image::decode_bytes`]: each byte of an invalid UTF-8
+    /// sequence is the character U+00XX).
     pub name: String,
+    /// `mod->name`'s bytes, what `delete_module` compares a name with.
+    pub raw_name: Vec<u8>,
     /// `mod->state`.
     pub state: ModuleState,
     /// `mod->taints`.
@@ -360,6 +363,9 @@ pub struct Kernel {
     pub(crate) given_symbols: indexmap::IndexMap<String, u64>,
     /// Section addresses the next load must use ([`Kernel::place_next_load`]).
     pub(crate) placement: Option<indexmap::IndexMap<String, u64>>,
+    /// No symbol that can resolve an undefined one has a longer name (vmlinux's exports, the
+    /// given addresses, the modules' exports): an upper bound, never lowered.
+    pub(crate) longest_symbol_name: usize,
     /// The last module system call's number ([`Progress`]).
     pub(crate) next_call: u64,
     /// 6.12's idempotent `finit_module`: the files being loaded, by the call loading them.
@@ -404,6 +410,7 @@ impl Kernel {
         let log_buf_shift =
             u32::try_from(profile.config_int("LOG_BUF_SHIFT").unwrap_or(17)).unwrap_or(17);
         let next_module_addr = crate::load::layout::module_area(&profile).0;
+        let longest_symbol_name = profile.exports().keys().map(String::len).max().unwrap_or(0);
         Kernel {
             profile,
             settings,
@@ -419,6 +426,7 @@ impl Kernel {
             next_module_addr,
             given_symbols: indexmap::IndexMap::new(),
             placement: None,
+            longest_symbol_name,
             next_call: 0,
             idem: Vec::new(),
             idem_waiting: HashMap::new(),
@@ -548,6 +556,8 @@ impl Kernel {
     /// last, to resolve an undefined symbol that neither vmlinux nor a loaded module exports
     /// (a symbol of a module outside the simulation; no CRC, no namespace, no reference).
     pub fn set_symbol_addresses(&mut self, symbols: indexmap::IndexMap<String, u64>) {
+        let longest = symbols.keys().map(String::len).max().unwrap_or(0);
+        self.longest_symbol_name = self.longest_symbol_name.max(longest);
         self.given_symbols = symbols;
     }
 
@@ -745,16 +755,15 @@ impl Kernel {
         if !self.settings.cap_sys_module || self.settings.modules_disabled {
             return fail(Errno::EPERM);
         }
-        // strncpy_from_user(name, name_user, MODULE_NAME_LEN): an empty or unterminated name.
+        // strncpy_from_user(name, name_user, MODULE_NAME_LEN-1); name[MODULE_NAME_LEN-1] = '\0':
+        // the name up to its NUL, at most 55 bytes (a longer one is cut there), then
+        // find_module(name), which compares bytes.
         let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-        if len == 0 || len >= MODULE_NAME_LEN {
-            return fail(Errno::ENOENT);
-        }
-        let name = String::from_utf8_lossy(&name[..len]).into_owned();
+        let name = &name[..len.min(MODULE_NAME_LEN - 1)];
         let Some(idx) = self
             .modules
             .iter()
-            .position(|m| m.name == name && m.state != ModuleState::Unformed)
+            .position(|m| m.raw_name == name && m.state != ModuleState::Unformed)
         else {
             return fail(Errno::ENOENT);
         };
@@ -818,6 +827,7 @@ impl Kernel {
     /// Add a module's exports to the export index (when it becomes formed).
     pub(crate) fn index_exports(&mut self, m: &Module) {
         for (name, e) in &m.exports {
+            self.longest_symbol_name = self.longest_symbol_name.max(name.len());
             self.exports
                 .entry(name.clone())
                 .or_insert_with(|| (m.name.clone(), e.clone()));
@@ -831,6 +841,11 @@ impl Kernel {
                 self.exports.remove(name);
             }
         }
+    }
+
+    /// See the field: no name longer than this can resolve a symbol.
+    pub(crate) fn longest_symbol_name(&self) -> usize {
+        self.longest_symbol_name
     }
 
     /// The kernel's version behaviour.

@@ -204,18 +204,31 @@ impl<'a> Symbol<'a> {
         )?;
         let (syms, _) = object::pod::slice_from_bytes::<Sym64<Endianness>>(bytes, count)
             .map_err(|()| ImageError::Malformed("symbol table: misaligned or short".into()))?;
+        // Many symbols over a long string table: where each name ends, found in one pass (names
+        // may overlap, and scanning each to its NUL would cost symbols x table).
+        let tail = usize::try_from(strtab_offset)
+            .ok()
+            .and_then(|o| image.get(o..))
+            .unwrap_or_default();
+        let ends = (syms.len() > 64 && tail.len() > 4096).then(|| nul_ends(tail));
         syms.iter()
             .map(|s| {
                 let st_name = s.st_name(LE);
-                let name = strtab_offset
-                    .checked_add(u64::from(st_name))
-                    .and_then(|o| cstr_at(image, o))
-                    .ok_or(ImageError::OutOfBounds {
-                        what: "symbol name",
-                        offset: strtab_offset.saturating_add(u64::from(st_name)),
-                        size: 1,
-                        len: image.len(),
-                    })?;
+                let name = match &ends {
+                    Some(ends) => usize::try_from(st_name).ok().and_then(|o| {
+                        let end = ends.get(o).map_or(tail.len(), |&e| e as usize);
+                        tail.get(o..end)
+                    }),
+                    None => strtab_offset
+                        .checked_add(u64::from(st_name))
+                        .and_then(|o| cstr_at(image, o)),
+                };
+                let name = name.ok_or(ImageError::OutOfBounds {
+                    what: "symbol name",
+                    offset: strtab_offset.saturating_add(u64::from(st_name)),
+                    size: 1,
+                    len: image.len(),
+                })?;
                 Ok(Symbol {
                     name,
                     st_name,
@@ -228,6 +241,20 @@ impl<'a> Symbol<'a> {
             })
             .collect()
     }
+}
+
+/// For each byte of `data`, the index of the first NUL at or after it (`data.len()`: none).
+/// Only built for data shorter than 4 GiB (module images are at most 2 GiB).
+fn nul_ends(data: &[u8]) -> Vec<u32> {
+    let mut ends = vec![0u32; data.len()];
+    let mut next = u32::try_from(data.len()).unwrap_or(u32::MAX);
+    for (i, &b) in data.iter().enumerate().rev() {
+        if b == 0 {
+            next = u32::try_from(i).unwrap_or(u32::MAX);
+        }
+        ends[i] = next;
+    }
+    ends
 }
 
 /// One `Elf64_Rela`.

@@ -153,6 +153,14 @@ impl Kernel {
         k.once = state.once.into_iter().collect::<HashSet<String>>();
         k.default_init_return = state.default_init_return;
         k.next_module_addr = state.next_module_addr;
+        k.longest_symbol_name = (k.longest_symbol_name).max(
+            state
+                .given_symbols
+                .keys()
+                .map(String::len)
+                .max()
+                .unwrap_or(0),
+        );
         k.given_symbols = state.given_symbols;
         // The export index: oldest module first, as the loads built it.
         let modules = k.modules.clone();

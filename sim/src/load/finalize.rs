@@ -124,7 +124,7 @@ pub(crate) fn module_finalize(kernel: &mut Kernel, l: &mut Loading) -> SysResult
                     KernelVersion::V6_1 => find(l, ".text").map(|t| (t.addr, t.addr + t.size)),
                     KernelVersion::V6_12 => {
                         let t = MemType::Text as usize;
-                        Some((l.region[t], l.region[t] + l.region_size[t]))
+                        Some((l.region[t], l.region[t].saturating_add(l.region_size[t])))
                     }
                 };
                 if let Some(text) = text {
@@ -461,7 +461,7 @@ pub(crate) fn jump_label_add_module(kernel: &mut Kernel, l: &Loading) {
         .filter(|t| l.region_size[**t as usize] != 0)
         .map(|t| {
             let b = l.region[*t as usize];
-            (b, b + l.region_size[*t as usize], t.is_init())
+            (b, b.saturating_add(l.region_size[*t as usize]), t.is_init())
         })
         .collect();
     let within = |a: u64, init_only: bool| {

@@ -275,18 +275,19 @@ fn start_load_inner(
 
 /// The `struct module` the kernel works with: its name from the on-disk `.gnu.linkonce.this_module`.
 fn new_module(kernel: &Kernel, info: &LoadInfo) -> Module {
-    let name = info
+    let raw_name: Vec<u8> = info
         .this_module_data()
         .ok()
         .and_then(|d| d.get(kernel.profile.this_module().name_offset..))
         .map(|d| {
             let d = &d[..d.len().min(MODULE_NAME_LEN)];
             let n = d.iter().position(|&b| b == 0).unwrap_or(d.len());
-            String::from_utf8_lossy(&d[..n]).into_owned()
+            d[..n].to_vec()
         })
-        .unwrap_or_else(|| info.name.clone());
+        .unwrap_or_else(|| info.name.as_bytes().to_vec());
     Module {
-        name,
+        name: crate::image::decode_bytes(&raw_name),
+        raw_name,
         state: ModuleState::Unformed,
         taints: 0,
         refcnt: 0,
@@ -563,9 +564,10 @@ fn move_module(kernel: &mut Kernel, l: &mut Loading, lay: &layout::Layout) -> Sy
         if s.flags & SHF_ALLOC == 0 {
             continue;
         }
-        let own = l.region[p.mem as usize] + p.offset;
+        let own = l.region[p.mem as usize].wrapping_add(p.offset);
+        // A placed load keeps every given address, an empty section's too.
         let addr = match placement.as_ref().and_then(|m| m.get(&s.name)) {
-            Some(&a) if s.size > 0 => {
+            Some(&a) => {
                 if a != own {
                     l.module.placement_mismatches.push(format!(
                         "{}: given at {a:#x}, the simulator's layout puts it at {own:#x} \
@@ -625,15 +627,13 @@ fn placed_regions(
         let Some(&a) = given.get(&s.name) else {
             continue;
         };
-        let base = out
+        let (base, size) = *out
             .entry(p.mem)
-            .or_insert((a.wrapping_sub(p.offset), sizes[p.mem as usize]))
-            .0;
-        let need = a
-            .saturating_sub(base)
-            .saturating_add(s.size)
-            .max(out[&p.mem].1);
-        out.insert(p.mem, (base, layout::page_align(need)));
+            .or_insert((a.wrapping_sub(p.offset), sizes[p.mem as usize]));
+        // The region covers every section given an address in it, below its first one too.
+        let lo = base.min(a);
+        let hi = base.saturating_add(size).max(a.saturating_add(s.size));
+        out.insert(p.mem, (lo, layout::page_align(hi - lo)));
     }
     out
 }
@@ -829,7 +829,7 @@ fn trace_layout(kernel: &mut Kernel, l: &Loading) {
                 "sections laid out into the module's memory regions",
             );
             for t in MemType::ALL {
-                if l.region[t as usize] != 0 {
+                if l.region_size[t as usize] != 0 {
                     let name = match (kernel.version(), t) {
                         (KernelVersion::V6_1, MemType::Text) => "core_layout".to_string(),
                         (KernelVersion::V6_1, MemType::InitText) => "init_layout".to_string(),
@@ -866,13 +866,16 @@ fn trace_symbols(kernel: &mut Kernel, l: &Loading, syms: &[SimpleSym<'_>]) {
                 .skip(1)
                 .filter(|s| s.shndx == symbols::SHN_UNDEF)
                 .collect();
-            let from_kernel = undef
+            // Each undefined symbol counted once: a vmlinux export (whatever its address), else
+            // a weak one left at 0, else one a module (or a given address) resolved.
+            let is_kernel = |s: &SimpleSym<'_>| {
+                std::str::from_utf8(s.name).is_ok_and(|n| kernel.profile.export(n).is_some())
+            };
+            let from_kernel = undef.iter().filter(|s| is_kernel(s)).count();
+            let weak_unresolved = undef
                 .iter()
-                .filter(|s| {
-                    std::str::from_utf8(s.name).is_ok_and(|n| kernel.profile.export(n).is_some())
-                })
+                .filter(|s| !is_kernel(s) && s.value == 0)
                 .count();
-            let weak_unresolved = undef.iter().filter(|s| s.value == 0).count();
             TraceEvent::new(
                 "simplify_symbols",
                 "kernel/module/main.c",
@@ -1062,7 +1065,7 @@ fn apply_relocations(kernel: &mut Kernel, l: &mut Loading, syms: &[SimpleSym<'_>
         .collect();
     let init_ranges: Vec<(u64, u64)> = MemType::ALL
         .iter()
-        .filter(|t| t.is_init() && l.region[**t as usize] != 0)
+        .filter(|t| t.is_init() && l.region_size[**t as usize] != 0)
         .map(|t| (l.region[*t as usize], l.region_size[*t as usize]))
         .collect();
     let mut plt = l.plt.plt_state(init_ranges);
@@ -1277,10 +1280,15 @@ pub(crate) fn finish_init(kernel: &mut Kernel, l: &mut Loading, ret: i32) -> Sys
     // What the module's size loses is the init layout's size, not the allocation's (a
     // placement can make a region larger than its layout).
     let mut freed = 0u64;
+    // A region is there when it has a size (a placement may put one at address 0).
+    let init_bases: Vec<u64> = init_types
+        .iter()
+        .filter(|t| l.region_size[**t as usize] != 0)
+        .map(|t| l.region[*t as usize])
+        .collect();
     for t in init_types {
-        let base = l.region[*t as usize];
-        if base != 0 {
-            kernel.memory.free(base);
+        if l.region_size[*t as usize] != 0 {
+            kernel.memory.free(l.region[*t as usize]);
             freed = freed.saturating_add(l.layout_size[*t as usize]);
         }
     }
@@ -1288,8 +1296,7 @@ pub(crate) fn finish_init(kernel: &mut Kernel, l: &mut Loading, ret: i32) -> Sys
         m.state = ModuleState::Live;
         m.refcnt -= 1;
         m.size = m.size.saturating_sub(freed);
-        m.regions
-            .retain(|b| !init_types.iter().any(|t| l.region[*t as usize] == *b));
+        m.regions.retain(|b| !init_bases.contains(b));
     }
     l.module.regions.clear();
     Ok(())

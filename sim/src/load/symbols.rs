@@ -244,7 +244,13 @@ pub fn simplify_symbols(
                 ret = Err(Errno::ENOEXEC);
             }
             SHN_ABS | SHN_LIVEPATCH => {}
-            SHN_UNDEF => match resolve_symbol(kernel, info, module, &decode_text(s.name)) {
+            // A name longer than every name that could resolve it is not found, without
+            // reading it (the kernel's strcmp stops at the first difference too).
+            SHN_UNDEF => match if s.name.len() > kernel.longest_symbol_name() {
+                Err(Unresolved::NotFound)
+            } else {
+                resolve_symbol(kernel, info, module, &decode_text(s.name))
+            } {
                 Ok(v) => s.value = v,
                 Err(Unresolved::NotFound) if s.bind == STB_WEAK => {}
                 Err(u) => {
@@ -255,7 +261,7 @@ pub fn simplify_symbols(
                     kernel.log.warn(format!(
                         "{}: Unknown symbol {} (err -{})",
                         module.name,
-                        decode_text(s.name),
+                        printable(s.name),
                         e.0
                     ));
                     ret = Err(e);
@@ -267,7 +273,7 @@ pub fn simplify_symbols(
                     kernel.log.err(format!(
                         "{}: Symbol {} has an invalid section index {} (max {})",
                         module.name,
-                        decode_text(s.name),
+                        printable(s.name),
                         shndx,
                         shnum.saturating_sub(1)
                     ));
@@ -284,6 +290,12 @@ pub fn simplify_symbols(
         }
     }
     ret
+}
+
+/// A name for a log line: no more than a printk record holds (the log cuts the line there),
+/// so that a long name costs no more than a short one.
+fn printable(name: &[u8]) -> std::borrow::Cow<'_, str> {
+    decode_text(&name[..name.len().min(1024)])
 }
 
 /// Models `verify_exported_symbols()`: no export may already exist anywhere.
