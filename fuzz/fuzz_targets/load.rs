@@ -123,13 +123,33 @@ fn run(data: &[u8]) {
     let names0 = module_names(&k0);
     let all0 = all_module_names(&k0);
     let used0 = k0.memory().used();
-    let log0 = k0.log().len();
+    let heap0 = modsim_fuzz::param_heap(&k0);
+    let log0 = k0.log_seq();
 
     // Untraced.
     let mut k = k0.clone();
     let r = call.on(&mut k);
     let plain = KernelState::of(&k, &r, log0);
-    let loaded = check_load_outcome("load", &k, &r, &names0, &all0, used0);
+    // A failed load that leaves parameter heap: the same load with an init that succeeds
+    // shows whether the kernel's own array code leaks it (see arrays_walk_apart).
+    let kernel_leaks = || {
+        let mut again = k0.clone();
+        again.set_default_init_return(0);
+        let _ = call.on(&mut again);
+        again
+            .modules()
+            .map(|m| m.name.clone())
+            .collect::<Vec<_>>()
+            .iter()
+            .any(|n| modsim_fuzz::arrays_walk_apart(&again, n))
+    };
+    let loaded = check_load_outcome("load", &k, &r, &names0, &all0, used0, heap0, kernel_leaks);
+    // Parameter heap the kernel leaks too (checked by check_load_outcome / check_unload).
+    let mut leaked = if r.is_err() {
+        k.memory().used() - used0
+    } else {
+        0
+    };
     if let Some(name) = &loaded {
         if b2 & 0x20 != 0 {
             let used = k.memory().used();
@@ -145,9 +165,9 @@ fn run(data: &[u8]) {
                 "invariant: load: the refused second load of {name} changed the machine"
             );
         }
-        check_unload("load", &mut k, name, &all0, used0);
+        leaked += check_unload("load", &mut k, name, &all0, used0, heap0);
     }
-    check_unload_all("load", &mut k);
+    check_unload_all("load", &mut k, leaked);
     drop(k);
 
     // Traced: the same call on the same machine.

@@ -7,6 +7,7 @@
 use std::ffi::{CStr, CString};
 use std::fs;
 use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::backend::{Backend, BackendError, FinitFd, ModuleState, ModuleTable, Result};
@@ -55,12 +56,17 @@ fn params_ptr(params: Option<&CStr>) -> *const libc::c_char {
 
 /// Read a procfs/sysfs file whole, bounded.
 fn read_small(path: &Path) -> std::result::Result<String, Errno> {
+    read_small_bytes(path).map(|b| decode_bytes(&b))
+}
+
+/// [`read_small`]'s bytes, as the kernel wrote them.
+fn read_small_bytes(path: &Path) -> std::result::Result<Vec<u8>, Errno> {
     let f = fs::File::open(path).map_err(|e| Errno::from_io(&e))?;
     let mut buf = Vec::new();
     f.take(MAX_PROC_FILE)
         .read_to_end(&mut buf)
         .map_err(|e| Errno::from_io(&e))?;
-    Ok(decode_bytes(&buf))
+    Ok(buf)
 }
 
 /// Text from bytes the kernel produced: valid UTF-8 is kept, and each byte of an invalid
@@ -147,13 +153,22 @@ impl Backend for KernelBackend {
     }
 
     fn modules(&self) -> Result<ModuleTable> {
-        let text = read_file("/proc/modules")?;
+        let raw = read_small_bytes(Path::new("/proc/modules"))
+            .map_err(|e| BackendError::new("read /proc/modules", e))?;
         let mut table = ModuleTable::new();
-        for line in text.lines() {
-            let Some(name) = line.split(' ').next().filter(|n| !n.is_empty()) else {
+        for raw_line in raw.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let line = decode_bytes(raw_line);
+            let line = line.as_str();
+            let Some(raw_name) = raw_line
+                .split(|&b| b == b' ')
+                .next()
+                .filter(|n| !n.is_empty())
+            else {
                 continue;
             };
-            let dir = Path::new("/sys/module").join(name);
+            // The directory is named by the name's bytes (not its text: a name that is not
+            // UTF-8 reads as other bytes once decoded).
+            let dir = Path::new("/sys/module").join(std::ffi::OsStr::from_bytes(raw_name));
             let field = |f: &str| read_small(&dir.join(f)).map(|s| s.trim_end().to_string());
             let refcnt = field("refcnt")
                 .ok()
@@ -198,7 +213,7 @@ impl Backend for KernelBackend {
                 params,
                 proc_modules: line.to_string(),
             };
-            table.insert(name.to_string(), state);
+            table.insert(decode_bytes(raw_name), state);
         }
         Ok(table)
     }

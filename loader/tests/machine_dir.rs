@@ -101,7 +101,7 @@ fn a_machine_directory_that_cannot_be_used_is_one_line() {
         std::fs::create_dir_all(&corrupt).unwrap();
         std::fs::write(
             corrupt.join("state"),
-            b"modsim-machine\n\0\x01\0\0\0garbage",
+            b"modsim-machine\n\0\x02\0\0\0garbage",
         )
         .unwrap();
         let newer = base.join("newer");

@@ -246,6 +246,37 @@ SCENARIOS["builtin"] = [
     rm("printk"),
 ]
 
+# Odd struct module names (found by fuzzing), the fixtures of make-variants.py: mod->name ""
+# (kobject_add refuses an empty name in mod_sysfs_init), 55 characters (the longest
+# MODULE_NAME_LEN holds; delete_module copies at most 55 bytes of its argument, so a longer
+# name whose first 55 match finds it), and bytes that are not UTF-8. Scenario strings are JSON,
+# that is Unicode, and both runners pass them UTF-8 encoded: no step can give delete_module the
+# byte 0xe9 alone, so latin1_name stays loaded to the end (the last steps) and the deletes try
+# the UTF-8 spelling "mp_l\u00e9b" (bytes c3 a9) and the base name.
+LONG_NAME = ("mp_long_name_" + "0123456789" * 5)[:55]
+assert len(LONG_NAME) == 55
+SCENARIOS["odd_names"] = [
+    rm(""),                                      # nothing loaded: ENOENT
+    finit("empty_name.ko"),                      # first load of the boot: once-only lines name ""
+    init("empty_name.ko"),
+    rm(""),
+    finit("long_name.ko"),
+    init("long_name.ko"),                        # EEXIST
+    finit("mp_lib.ko"),                          # exports mp_lib_fn too: the owner is named
+    rm(LONG_NAME[:54]),                          # a prefix: ENOENT
+    rm(LONG_NAME + "XXXXX"),                     # 60 characters, the first 55 match
+    init("long_name.ko"),
+    rm(LONG_NAME + "X"),                         # 56 characters
+    finit("long_name.ko"),
+    rm(LONG_NAME, 0),
+    finit("latin1_name.ko"),
+    init("latin1_name.ko"),                      # EEXIST
+    finit("mp_lib.ko"),                          # duplicate export, owner named in raw bytes
+    rm("mp_l\u00e9b"),                           # UTF-8 c3 a9, not the module's e9: ENOENT
+    rm("mp_lib"),
+    rm(""),
+]
+
 # --- parameters: every type with good, boundary and bad values ------------------------------
 def cases(name, values):
     return [f"{name}={v}" if v is not None else name for v in values]

@@ -9,6 +9,12 @@
 //!   `Hardware name:`, `Call Trace:`/`Call trace:`, the indented frames, and x86's user register
 //!   dump `RIP:`/`Code:`/`RSP:`/`RAX:`…) becomes one line `<stack dump>` — its PID, command name,
 //!   code offsets and registers belong to the process and the build, not to the loader;
+//!   (x86's kernel register lines `FS:`/`CS:`/`CR2:` and arm64's `pstate:`, `pc :`, `lr :`,
+//!   `sp :`, `x29: …` too, as a `WARN()` prints them);
+//! - in a `WARN()` report, the CPU and PID on its `WARNING:` line and the code offsets after the
+//!   function (`WARNING: CPU: 0 PID: 121 at lib/kobject.c:210 kobject_add_internal+0x241/0x260`
+//!   becomes `WARNING: at lib/kobject.c:210 kobject_add_internal`), and a `%p` pointer in a
+//!   `kobject: (…)` line (hashed per boot, or `(____ptrval____)` early) becomes `(<pointer>)`;
 //! - kernel log lines from subsystems that finish booting late under emulation and can land in
 //!   any step ([`BOOT_NOISE`]).
 
@@ -58,9 +64,25 @@ fn is_stack_dump_body(line: &str) -> bool {
         "Call Trace:",
         "Call trace:",
         "Code: ",
+        // x86 kernel register lines.
+        "FS:  ",
+        "CS:  ",
+        "CR2: ",
+        // arm64's register dump.
+        "pstate: ",
+        "pc : ",
+        "lr : ",
+        "sp : ",
     ];
     if line.starts_with(' ') || PREFIXES.iter().any(|p| line.starts_with(p)) {
         return true;
+    }
+    // arm64 general registers: `x29: …`, `x8 : …`.
+    if let Some(rest) = line.strip_prefix('x') {
+        let reg: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if !reg.is_empty() && rest[reg.len()..].trim_start().starts_with(':') {
+            return true;
+        }
     }
     // x86 register lines: `RIP: 0033:…`, `RSP: 002b:…`, `RAX: …`, `R10: …`.
     let first = line.split(' ').next().unwrap_or("");
@@ -88,10 +110,32 @@ pub fn normalize_dmesg(lines: &[String]) -> Vec<String> {
         }
         in_dump = false;
         if !is_noise(l) {
-            out.push(l.clone());
+            out.push(normalize_warning(l));
         }
     }
     out
+}
+
+/// A `WARN()` report's lines that name the machine: see the module docs.
+fn normalize_warning(line: &str) -> String {
+    if let Some(rest) = line.strip_prefix("WARNING: ")
+        && let Some(at) = rest.find(" at ")
+        && rest.starts_with("CPU: ")
+    {
+        let site = &rest[at + 4..];
+        // `file:line function+0xoff/0xsize`: the offsets belong to the build.
+        let site = match site.rfind('+') {
+            Some(p) if site[p..].contains("/0x") => &site[..p],
+            _ => site,
+        };
+        return format!("WARNING: at {site}");
+    }
+    if let Some(rest) = line.strip_prefix("kobject: (")
+        && let Some(end) = rest.find("): ")
+    {
+        return format!("kobject: (<pointer>){}", &rest[end + 1..]);
+    }
+    line.to_string()
 }
 
 /// A `/proc/modules` line with its address field replaced by `0x<address>`.

@@ -25,7 +25,7 @@ use crate::taint::TaintState;
 /// The first bytes of a saved machine.
 pub const MAGIC: &[u8; 16] = b"modsim-machine\n\0";
 /// The format this build writes and reads.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// Why a machine could not be saved or restored.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +72,7 @@ struct State {
     default_init_return: i32,
     next_module_addr: u64,
     given_symbols: indexmap::IndexMap<String, u64>,
+    last_unloaded: Option<(String, String)>,
 }
 
 impl Kernel {
@@ -101,6 +102,7 @@ impl Kernel {
             default_init_return: self.default_init_return,
             next_module_addr: self.next_module_addr,
             given_symbols: self.given_symbols.clone(),
+            last_unloaded: self.last_unloaded.clone(),
         };
         let payload =
             postcard::to_stdvec(&state).map_err(|e| PersistError::Corrupt(e.to_string()))?;
@@ -162,6 +164,7 @@ impl Kernel {
                 .unwrap_or(0),
         );
         k.given_symbols = state.given_symbols;
+        k.last_unloaded = state.last_unloaded;
         // The export index: oldest module first, as the loads built it.
         let modules = k.modules.clone();
         for m in modules.iter().rev() {
@@ -309,10 +312,10 @@ mod tests {
             Err(PersistError::NotAMachine)
         ));
         let mut newer = good.clone();
-        newer[16] = 2;
+        newer[16] = 3;
         assert!(matches!(
             Kernel::restore(&newer),
-            Err(PersistError::NewerFormat(2))
+            Err(PersistError::NewerFormat(3))
         ));
         for cut in [17, 24, good.len() / 2, good.len() - 1] {
             assert!(matches!(

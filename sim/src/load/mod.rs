@@ -304,6 +304,7 @@ fn new_module(kernel: &Kernel, info: &LoadInfo) -> Module {
         using_gplonly_symbols: false,
         percpu_end: 0,
         kparams: Vec::new(),
+        param_symbols: std::collections::BTreeMap::new(),
         sections: Vec::new(),
         placement_mismatches: Vec::new(),
     }
@@ -1193,6 +1194,19 @@ fn mod_sysfs_setup(kernel: &mut Kernel, l: &Loading) -> SysResult {
             .err(format!("{}: module is already loaded", l.module.name));
         return Err(SysError::new("mod_sysfs_init", Errno::EINVAL));
     }
+    // kobject_init_and_add(&mod->mkobj.kobj, ..., "%s", mod->name): kobject_add_internal()
+    // refuses an empty name with a WARN (recorded: odd_names.jsonl).
+    if l.module.raw_name.is_empty() {
+        let line = match kernel.version() {
+            KernelVersion::V6_1 => 210,
+            KernelVersion::V6_12 => 219,
+        };
+        kernel.warn(
+            "kobject: ((____ptrval____)): attempted to be registered with empty name!",
+            &format!("lib/kobject.c:{line} kobject_add_internal"),
+        );
+        return Err(SysError::new("mod_sysfs_init", Errno::EINVAL));
+    }
     Ok(())
 }
 
@@ -1304,7 +1318,7 @@ pub(crate) fn finish_init(kernel: &mut Kernel, l: &mut Loading, ret: i32) -> Sys
 
 /// `dump_stack()`: the simulator prints the header line and a one-line trace; comparisons
 /// collapse any stack dump into one line.
-fn dump_stack(kernel: &mut Kernel) {
+pub(crate) fn dump_stack(kernel: &mut Kernel) {
     let tainted = kernel.taint.mask();
     kernel.log.warn(format!(
         "CPU: 0 PID: 1 Comm: modsim Tainted: {tainted:#x} {}",

@@ -181,7 +181,19 @@ pub(crate) fn parse_module_args(
     resolve_wrappers(&mut kp, &thin_wrappers(l));
     let profile = kernel.profile.clone();
     let given = kernel.given_symbols.clone();
-    let n = namer(&profile, &given, own_symbols);
+    let base_namer = namer(&profile, &given, own_symbols);
+    // The module's own symbols the parameter code named, kept with the module so that its
+    // parameters are freed (destroy_params) as they were set, whatever those symbols are.
+    let named: std::cell::RefCell<std::collections::BTreeMap<u64, String>> = Default::default();
+    let n = |addr: u64| {
+        let r = base_namer(addr);
+        if let Some(name) = &r
+            && own_symbols.iter().any(|(a, _)| *a == addr)
+        {
+            named.borrow_mut().insert(addr, name.clone());
+        }
+        r
+    };
     let mut code = params::NoModuleCode;
     let mut ctx = Ctx::new(&env, &mut kernel.memory, &mut kernel.log, &n, &mut code);
     let out = params::load_module_parse_args(name.as_bytes(), args, &kp, false, &mut ctx);
@@ -228,6 +240,7 @@ pub(crate) fn parse_module_args(
     if let Some(m) = kernel.modules.iter_mut().find(|m| m.name == name) {
         m.params = values;
         m.kparams = kp;
+        m.param_symbols = named.take();
     }
     Ok(())
 }
