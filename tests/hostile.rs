@@ -233,3 +233,51 @@ fn a_flood_of_log_lines_keeps_what_the_ring_buffer_holds() {
             .contains("unknown parameter 'u' ignored")
     );
 }
+
+/// `ko` with its `struct module` name (in `.gnu.linkonce.this_module`) made empty.
+fn with_empty_name(ko: &[u8], name_offset: usize) -> Vec<u8> {
+    let mut out = ko.to_vec();
+    let shoff = usize::try_from(u64_at(ko, 0x28)).unwrap();
+    let (shentsize, shnum, shstrndx) = (u16_at(ko, 0x3a), u16_at(ko, 0x3c), u16_at(ko, 0x3e));
+    let sh = |i: usize| shoff + i * shentsize;
+    let strtab = usize::try_from(u64_at(ko, sh(shstrndx) + 0x18)).unwrap();
+    let this = (0..shnum)
+        .find(|&i| {
+            let n = u32::from_le_bytes(ko[sh(i)..sh(i) + 4].try_into().unwrap()) as usize;
+            ko[strtab + n..].starts_with(b".gnu.linkonce.this_module\0")
+        })
+        .expect("a .gnu.linkonce.this_module");
+    let at = usize::try_from(u64_at(ko, sh(this) + 0x18)).unwrap() + name_offset;
+    out[at..at + 56].fill(0);
+    out
+}
+
+/// A module the kernel refuses in `mod_sysfs_setup()` (an empty name: a WARN and `EINVAL`)
+/// after its parameters were set: `coming_cleanup` destroys them (the simulator left the
+/// charp copies behind; found by fuzzing, `fuzz/regressions/load/sysfs-refusal-leaves-parameters`).
+#[test]
+fn a_module_refused_after_its_parameters_were_set_frees_them() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    for kernel in ["debian-6.1-amd64", "debian-6.12-arm64"] {
+        let profile = Profile::builtin(kernel).unwrap();
+        let ko = std::fs::read(fixtures(kernel).join("mp_types.ko")).unwrap();
+        let image = with_empty_name(&ko, profile.this_module().name_offset);
+        let mut k = Kernel::new(profile);
+        let r = k.init_module(&image, Some(b"p_charp=x p_charparr=a,b"));
+        assert_eq!(r.unwrap_err().errno, Errno::EINVAL, "{kernel}");
+        assert!(k.log().iter().any(|l| {
+            l.text
+                .contains("attempted to be registered with empty name")
+        }));
+        assert_eq!(
+            k.memory().used(),
+            0,
+            "{kernel}: memory left after a refused load"
+        );
+        assert_eq!(
+            k.tainted() & (1 << 9),
+            1 << 9,
+            "{kernel}: the WARN taints W"
+        );
+    }
+}

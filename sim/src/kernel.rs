@@ -833,6 +833,14 @@ impl Kernel {
                 t.refcnt -= 1;
             }
         }
+        self.destroy_params(&m);
+        for base in &m.regions {
+            self.memory.free(*base);
+        }
+    }
+
+    /// `destroy_params(mod->kp, mod->num_kp)`: each parameter's `free` (charp copies).
+    pub(crate) fn destroy_params(&mut self, m: &Module) {
         if !m.kparams.is_empty() {
             let env = crate::params::ParamEnv::from_profile(&self.profile);
             // Kernel symbols are named as at load time, so that param_array_free finds the
@@ -847,9 +855,6 @@ impl Kernel {
             let mut ctx =
                 crate::params::Ctx::new(&env, &mut self.memory, &mut self.log, &named, &mut code);
             crate::params::destroy_params(&m.kparams, &mut ctx);
-        }
-        for base in &m.regions {
-            self.memory.free(*base);
         }
     }
 

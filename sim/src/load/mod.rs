@@ -736,10 +736,16 @@ fn after_unformed(
         })
         .map(|s| (s.value, s.name))
         .collect();
-    let r = params_step::parse_module_args(kernel, l, args, &own)
-        .and_then(|()| mod_sysfs_setup(kernel, l));
-    if let Err(e) = r {
+    // parse_args() destroys what it set when it fails; a failed mod_sysfs_setup() goes to
+    // coming_cleanup, which destroys the parameters (destroy_params) too.
+    if let Err(e) = params_step::parse_module_args(kernel, l, args, &own) {
         remove_formed(kernel, &l.module.name);
+        return Err(e.into());
+    }
+    if let Err(e) = mod_sysfs_setup(kernel, l) {
+        if let Some(m) = remove_formed(kernel, &l.module.name) {
+            kernel.destroy_params(&m);
+        }
         return Err(e.into());
     }
     if kernel.tracing() {
