@@ -47,8 +47,11 @@ fn run(data: &[u8]) {
     let b0 = inp.u8();
     let limit = LIMITS[usize::from((b0 >> 2) & 3)];
     // The file modes write the data out: a 64 MiB simulated limit stands for the 1 GiB here,
-    // as nothing allocated is larger than the (decompressed) data.
-    alloc::begin(modsim_fuzz::budget(data.len(), limit.min(64 << 20)));
+    // as nothing allocated is larger than the (decompressed) data — but for the window of a
+    // zstd frame, which the `modinfo` command's decoder allocates as the frame declares it,
+    // up to libzstd's default limit (2^27), as kmod's does (a 1 KB file may ask for 64 MiB).
+    const ZSTD_WINDOW_LIMIT: usize = 1 << 27;
+    alloc::begin(modsim_fuzz::budget(data.len(), limit.min(64 << 20)) + ZSTD_WINDOW_LIMIT);
     match b0 & 3 {
         0 => in_memory(inp.rest(), limit),
         1 => {
