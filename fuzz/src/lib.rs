@@ -202,11 +202,13 @@ pub fn module_names(k: &Kernel) -> Vec<String> {
     k.modules().map(|m| m.name.clone()).collect()
 }
 
-/// Whether a loaded module's array parameters are walked apart by the kernel's own code:
-/// `param_array` steps from element to element by `(int)elemsize`, `param_array_free` by
-/// `elemsize * i` in `unsigned int` arithmetic; with an `elemsize` of 2³¹ or more they visit
-/// different addresses, so the kernel frees what was never set and leaks (or faults on) what
-/// was. The heap (`kmalloc_parameter`) a load leaves behind is then the kernel's leak too.
+/// Whether a loaded module's array parameters make the kernel's own code lose what it
+/// allocated: `param_array` steps from element to element by `(int)elemsize`,
+/// `param_array_free` by `elemsize * i` in `unsigned int` arithmetic — with an `elemsize` of
+/// 2³¹ or more they visit different addresses, so the kernel frees what was never set — and
+/// with an `elemsize` under the 8 bytes of a `charp` the elements overlap, so setting one
+/// writes its pointer over the previous one's. The heap (`kmalloc_parameter`) a load leaves
+/// behind is then the kernel's leak too.
 pub fn arrays_walk_apart(k: &Kernel, name: &str) -> bool {
     let Some(m) = k.module(name) else {
         return false;
@@ -216,7 +218,7 @@ pub fn arrays_walk_apart(k: &Kernel, name: &str) -> bool {
             p.ops,
             sim::params::table::OpsKind::Std(sim::params::table::StdOps::Array)
         ) && sim::params::table::KparamArray::read(k.memory(), p.arg)
-            .is_ok_and(|a| a.elemsize >= 1 << 31)
+            .is_ok_and(|a| a.elemsize >= 1 << 31 || a.elemsize < 8)
     })
 }
 
