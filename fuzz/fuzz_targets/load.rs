@@ -132,16 +132,19 @@ fn run(data: &[u8]) {
     let plain = KernelState::of(&k, &r, log0);
     // A failed load that leaves parameter heap: the same load with an init that succeeds
     // shows whether the kernel's own array code leaks it (see arrays_walk_apart).
+    // (The parameters may be what failed: then the same image without them.)
     let kernel_leaks = || {
-        let mut again = k0.clone();
-        again.set_default_init_return(0);
-        let _ = call.on(&mut again);
-        again
-            .modules()
-            .map(|m| m.name.clone())
-            .collect::<Vec<_>>()
-            .iter()
-            .any(|n| modsim_fuzz::arrays_walk_apart(&again, n))
+        [call.uargs, Some(&b""[..])].into_iter().any(|uargs| {
+            let mut again = k0.clone();
+            again.set_default_init_return(0);
+            let _ = Call { uargs, ..call }.on(&mut again);
+            again
+                .modules()
+                .map(|m| m.name.clone())
+                .collect::<Vec<_>>()
+                .iter()
+                .any(|n| modsim_fuzz::arrays_walk_apart(&again, n))
+        })
     };
     let loaded = check_load_outcome("load", &k, &r, &names0, &all0, used0, heap0, kernel_leaks);
     // Parameter heap the kernel leaks too (checked by check_load_outcome / check_unload).
