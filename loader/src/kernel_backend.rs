@@ -72,13 +72,10 @@ fn read_small_bytes(path: &Path) -> std::result::Result<Vec<u8>, Errno> {
 /// Text from bytes the kernel produced: valid UTF-8 is kept, and each byte of an invalid
 /// sequence becomes the character U+00XX, so no byte is lost or merged (the C runner writes the
 /// same JSON for the same bytes).
+/// The simulator's own rule ([`sim::image::decode_bytes`]), so that both backends name
+/// things alike.
 pub fn decode_bytes(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        out.extend(chunk.invalid().iter().map(|&b| char::from(b)));
-    }
-    out
+    sim::image::decode_bytes(bytes)
 }
 
 fn read_file(path: impl AsRef<Path>) -> Result<String> {
